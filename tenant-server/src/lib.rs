@@ -1,0 +1,5 @@
+//! Quiver tenant server: per-project RocksDB + HNSW stores behind HTTP APIs.
+
+pub mod config;
+pub mod http;
+pub mod store;

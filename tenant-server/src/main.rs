@@ -1,0 +1,85 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use quiver_tenant_server::config::Config;
+use quiver_tenant_server::http::{self, HttpOptions};
+use quiver_tenant_server::store::Registry;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: &str) {
+    // hnsw_rs logs every graph construction at INFO
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn,anndists=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::load();
+    init_logging(&config.log_format);
+    let registry = Registry::new(config.store_config())
+        .with_context(|| format!("cannot use workspace {}", config.workspace_dir.display()))?;
+    let app = http::router(
+        Arc::clone(&registry),
+        &HttpOptions {
+            max_body_bytes: config.max_body_bytes,
+            cors_origins: config.cors_origin_list(),
+        },
+    );
+
+    let reaper = Arc::clone(&registry);
+    let idle_tick = (config.idle_close_secs / 4).clamp(1, 30);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(idle_tick));
+        loop {
+            tick.tick().await;
+            let r = Arc::clone(&reaper);
+            let _ = tokio::task::spawn_blocking(move || r.close_idle()).await;
+        }
+    });
+
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        "quiver-tenant-server {} listening on http://{addr}, workspace {}",
+        env!("CARGO_PKG_VERSION"),
+        config.workspace_dir.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("draining done; closing projects");
+    let closing = Arc::clone(&registry);
+    tokio::task::spawn_blocking(move || closing.close_all()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

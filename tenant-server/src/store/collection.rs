@@ -1,0 +1,119 @@
+//! A collection's in-memory serving state: its vectors in search form, the set of live
+//! labels, and its HNSW graph with the watermark below which the graph is complete.
+//!
+//! Built from RocksDB when the collection is first used and dropped with its project.
+//! Records at or above the watermark (written but not yet indexed) are found by exact scan,
+//! so a query never misses an acknowledged write while the indexer catches up.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use uuid::Uuid;
+
+use super::distance::search_form;
+use super::graph::Graph;
+use super::types::{HnswConfig, Space};
+
+pub struct VectorSet {
+    pub dimension: usize,
+    /// `dimension` floats per label; slots of dead labels are left in place.
+    pub data: Vec<f32>,
+}
+
+impl VectorSet {
+    pub fn get(&self, label: u32) -> Option<&[f32]> {
+        let start = (label as usize).checked_mul(self.dimension)?;
+        self.data.get(start..start + self.dimension)
+    }
+
+    pub fn set(&mut self, label: u32, v: &[f32]) {
+        let start = label as usize * self.dimension;
+        if self.data.len() < start + self.dimension {
+            self.data.resize(start + self.dimension, 0.0);
+        }
+        self.data[start..start + self.dimension].copy_from_slice(v);
+    }
+}
+
+pub struct ServingState {
+    pub live: RoaringBitmap,
+    /// `None` until the collection's dimension is fixed by its first add.
+    pub vectors: Option<VectorSet>,
+    pub graph: Option<Arc<Graph>>,
+    /// Every live label below this is in `graph`.
+    pub indexed_upto: u32,
+    /// Points inserted since the graph was last written to disk.
+    pub unsaved_points: usize,
+}
+
+impl ServingState {
+    pub fn unindexed(&self) -> u64 {
+        self.live.range_cardinality(self.indexed_upto..)
+    }
+
+    /// Graph points that no longer answer to a live record.
+    pub fn tombstones(&self) -> usize {
+        let graph_points = self.graph.as_ref().map_or(0, |g| g.len());
+        let live_indexed = self.live.range_cardinality(..self.indexed_upto) as usize;
+        graph_points.saturating_sub(live_indexed)
+    }
+}
+
+pub struct Collection {
+    pub id: Uuid,
+    pub space: Space,
+    pub hnsw: HnswConfig,
+    pub index_dir: PathBuf,
+    pub state: RwLock<ServingState>,
+    /// Writers to one collection go one at a time: labels, counters and read-modify-write
+    /// of existing records stay consistent without transactions.
+    pub write_lock: Mutex<()>,
+    pub dropped: AtomicBool,
+    /// Set while the collection waits in the indexer's queue.
+    pub index_queued: AtomicBool,
+    /// Held while the graph is being changed or written, so closing waits for the indexer.
+    pub index_work: Mutex<()>,
+    pub memory_bytes: AtomicUsize,
+}
+
+impl Collection {
+    pub fn new(id: Uuid, hnsw: HnswConfig, index_dir: PathBuf, state: ServingState) -> Collection {
+        let c = Collection {
+            id,
+            space: hnsw.space,
+            hnsw,
+            index_dir,
+            state: RwLock::new(state),
+            write_lock: Mutex::new(()),
+            dropped: AtomicBool::new(false),
+            index_queued: AtomicBool::new(false),
+            index_work: Mutex::new(()),
+            memory_bytes: AtomicUsize::new(0),
+        };
+        c.refresh_memory();
+        c
+    }
+
+    pub fn search_vector(&self, v: &[f32]) -> Vec<f32> {
+        search_form(self.space, v)
+    }
+
+    /// Rough resident size: vectors twice (ours and the graph's copy) plus graph links.
+    pub fn refresh_memory(&self) {
+        let st = self.state.read();
+        let vec_bytes = st.vectors.as_ref().map_or(0, |v| v.data.len() * 4);
+        let graph_bytes = st.graph.as_ref().map_or(0, |g| {
+            g.len() * (g.dimension * 4 + g.config.max_neighbors * 2 * 16 + 64)
+        });
+        let live_bytes = st.live.serialized_size();
+        self.memory_bytes
+            .store(vec_bytes + graph_bytes + live_bytes, Ordering::Relaxed);
+    }
+
+    pub fn memory(&self) -> usize {
+        self.memory_bytes.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,179 @@
+//! Background indexing: inserts newly written records into their collection's HNSW graph,
+//! rebuilds a graph when deleted points pile up, and writes graphs to disk.
+//!
+//! One worker thread for the whole server; each batch is inserted with every core (rayon).
+//! Writes never wait for it: queries exact-scan whatever it has not reached yet.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Weak};
+use std::thread;
+
+use super::collection::Collection;
+use super::graph::Graph;
+
+const BATCH: usize = 2048;
+/// Rebuild once dead points exceed this share of the live ones.
+const REBUILD_RATIO: f64 = 0.2;
+const REBUILD_MIN: usize = 1000;
+/// Write the graph to disk after this many new points (or this share of the graph).
+const SAVE_EVERY_POINTS: usize = 20_000;
+const SAVE_EVERY_RATIO: f64 = 0.25;
+
+#[derive(Clone)]
+pub struct Indexer {
+    tx: Sender<Weak<Collection>>,
+}
+
+impl Indexer {
+    pub fn start() -> Indexer {
+        let (tx, rx) = channel::<Weak<Collection>>();
+        let spawned = thread::Builder::new()
+            .name("quiver-indexer".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    if let Some(c) = job.upgrade() {
+                        c.index_queued.store(false, Ordering::SeqCst);
+                        catch_up(&c);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the indexer thread: {e}");
+        }
+        Indexer { tx }
+    }
+
+    /// Asks for `c` to be brought up to date; cheap to call after every write.
+    pub fn schedule(&self, c: &Arc<Collection>) {
+        if !c.index_queued.swap(true, Ordering::SeqCst) {
+            let _ = self.tx.send(Arc::downgrade(c));
+        }
+    }
+}
+
+/// Indexes everything live at or above the watermark, rebuilding first if needed.
+pub fn catch_up(c: &Collection) {
+    let _work = c.index_work.lock();
+    loop {
+        if c.dropped.load(Ordering::SeqCst) {
+            return;
+        }
+        let needs_rebuild = {
+            let st = c.state.read();
+            if st.vectors.is_none() {
+                return;
+            }
+            let live = st.live.len() as usize;
+            st.graph.is_none() && live > 0
+                || st.tombstones() > REBUILD_MIN.max((live as f64 * REBUILD_RATIO) as usize)
+        };
+        if needs_rebuild {
+            rebuild(c);
+            continue;
+        }
+        if !insert_next_batch(c) {
+            break;
+        }
+    }
+    let should_save = {
+        let st = c.state.read();
+        let graph_len = st.graph.as_ref().map_or(0, |g| g.len());
+        st.unsaved_points > 0
+            && (st.unsaved_points >= SAVE_EVERY_POINTS
+                || st.unsaved_points as f64 >= graph_len as f64 * SAVE_EVERY_RATIO)
+    };
+    if should_save {
+        save_locked(c);
+    }
+    c.refresh_memory();
+}
+
+/// Inserts the next batch above the watermark; false when there was nothing to do.
+fn insert_next_batch(c: &Collection) -> bool {
+    let (graph, batch, end) = {
+        let st = c.state.read();
+        let (Some(vectors), Some(graph)) = (st.vectors.as_ref(), st.graph.as_ref()) else {
+            return false;
+        };
+        let labels: Vec<u32> = st.live.range(st.indexed_upto..).take(BATCH).collect();
+        let Some(&last) = labels.last() else {
+            return false;
+        };
+        let batch: Vec<(Vec<f32>, usize)> = labels
+            .iter()
+            .filter_map(|&l| vectors.get(l).map(|v| (v.to_vec(), l as usize)))
+            .collect();
+        (Arc::clone(graph), batch, last + 1)
+    };
+    let refs: Vec<(&[f32], usize)> = batch.iter().map(|(v, l)| (v.as_slice(), *l)).collect();
+    graph.insert(&refs);
+    let mut st = c.state.write();
+    st.indexed_upto = st.indexed_upto.max(end);
+    st.unsaved_points += refs.len();
+    true
+}
+
+/// Builds a fresh graph from the live records while queries keep using the old one.
+fn rebuild(c: &Collection) {
+    let (labels, dimension, upto) = {
+        let st = c.state.read();
+        let Some(vectors) = st.vectors.as_ref() else {
+            return;
+        };
+        let upto = st.live.max().map_or(0, |m| m + 1);
+        (st.live.iter().collect::<Vec<u32>>(), vectors.dimension, upto)
+    };
+    let started = std::time::Instant::now();
+    let graph = Graph::new(&c.hnsw, dimension, labels.len());
+    for chunk in labels.chunks(BATCH) {
+        if c.dropped.load(Ordering::SeqCst) {
+            return;
+        }
+        let batch: Vec<(Vec<f32>, usize)> = {
+            let st = c.state.read();
+            let Some(vectors) = st.vectors.as_ref() else {
+                return;
+            };
+            chunk
+                .iter()
+                .filter_map(|&l| vectors.get(l).map(|v| (v.to_vec(), l as usize)))
+                .collect()
+        };
+        let refs: Vec<(&[f32], usize)> = batch.iter().map(|(v, l)| (v.as_slice(), *l)).collect();
+        graph.insert(&refs);
+    }
+    let mut st = c.state.write();
+    st.unsaved_points = graph.len().max(1);
+    st.graph = Some(Arc::new(graph));
+    st.indexed_upto = upto;
+    tracing::info!(
+        collection = %c.id,
+        points = labels.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "hnsw graph rebuilt"
+    );
+}
+
+/// Writes the graph to disk. Callers hold `index_work`.
+fn save_locked(c: &Collection) {
+    let (graph, upto) = {
+        let st = c.state.read();
+        match st.graph.as_ref() {
+            Some(g) => (Arc::clone(g), st.indexed_upto),
+            None => return,
+        }
+    };
+    match graph.dump(&c.index_dir, upto) {
+        Ok(()) => c.state.write().unsaved_points = 0,
+        Err(e) => tracing::warn!(collection = %c.id, "cannot write hnsw graph: {e}"),
+    }
+}
+
+/// Writes the graph if it changed since the last save; used when a project closes.
+pub fn save_if_dirty(c: &Collection) {
+    let _work = c.index_work.lock();
+    if c.state.read().unsaved_points > 0 {
+        save_locked(c);
+    }
+}

@@ -1,0 +1,23 @@
+//! Per-project storage: RocksDB as the source of truth, HNSW graphs as rebuildable caches.
+//! Nothing here knows about HTTP.
+
+pub mod collection;
+pub mod distance;
+pub mod error;
+pub mod filter;
+pub mod graph;
+pub mod indexer;
+pub mod keys;
+pub mod names;
+pub mod project;
+pub mod query;
+pub mod registry;
+pub mod types;
+pub mod write;
+
+pub use error::{StoreError, StoreResult};
+pub use project::{CollectionMeta, Project, DEFAULT_DATABASE};
+pub use registry::{Registry, StoreConfig};
+
+#[cfg(test)]
+mod tests;

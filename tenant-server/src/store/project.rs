@@ -1,0 +1,459 @@
+//! One project: its RocksDB instance, its catalog of databases and collections, and the
+//! collections currently loaded for serving.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, DB};
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::collection::{Collection, ServingState, VectorSet};
+use super::error::{StoreError, StoreResult};
+use super::graph::Graph;
+use super::indexer::{self, Indexer};
+use super::keys::{self, Counters};
+use super::registry::SharedResources;
+use super::types::HnswConfig;
+
+pub const DEFAULT_DATABASE: &str = "default_database";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatabaseMeta {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CollectionMeta {
+    pub id: Uuid,
+    pub name: String,
+    pub database: String,
+    pub metadata: Option<Map<String, Value>>,
+    pub hnsw: HnswConfig,
+    /// The configuration as the client gave it (kept for clients that round-trip it).
+    #[serde(default)]
+    pub configuration: Value,
+    #[serde(default)]
+    pub schema: Option<Value>,
+    pub dimension: Option<usize>,
+}
+
+#[derive(Default)]
+struct Catalog {
+    databases: BTreeMap<String, DatabaseMeta>,
+    collections: HashMap<Uuid, CollectionMeta>,
+    by_name: HashMap<(String, String), Uuid>,
+}
+
+/// Figures for listings; also written to `stats.json` when the project closes so that
+/// listing thousands of closed projects does not open them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProjectStats {
+    pub collections: u64,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+pub struct Project {
+    pub name: String,
+    pub root: PathBuf,
+    pub(super) db: DB,
+    catalog: RwLock<Catalog>,
+    /// Serialises catalog changes (create, rename, delete) within the project.
+    pub(super) catalog_write: Mutex<()>,
+    loaded: Mutex<HashMap<Uuid, Arc<Collection>>>,
+    pub(super) indexer: Indexer,
+    last_access: AtomicU64,
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Project {
+    /// Opens (creating if needed) the project whose store lives under `root`
+    /// (`<workspace>/<project>/<knowledge-graph>`).
+    pub fn open(name: &str, root: &Path, shared: &SharedResources, indexer: Indexer) -> StoreResult<Project> {
+        std::fs::create_dir_all(root.join("index"))?;
+        let opts = shared.db_options();
+        let cfs: Vec<ColumnFamilyDescriptor> = keys::COLUMN_FAMILIES
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options(n)))
+            .collect();
+        let db = DB::open_cf_descriptors(&opts, root.join("db"), cfs)?;
+        let project = Project {
+            name: name.to_string(),
+            root: root.to_path_buf(),
+            db,
+            catalog: RwLock::new(Catalog::default()),
+            catalog_write: Mutex::new(()),
+            loaded: Mutex::new(HashMap::new()),
+            indexer,
+            last_access: AtomicU64::new(now_secs()),
+        };
+        project.init_catalog()?;
+        Ok(project)
+    }
+
+    fn init_catalog(&self) -> StoreResult<()> {
+        if self.db.get(keys::FORMAT_KEY)?.is_none() {
+            self.db.put(keys::FORMAT_KEY, keys::FORMAT_VERSION)?;
+        }
+        let mut cat = Catalog::default();
+        for item in self.db.prefix_iterator(keys::DATABASE_PREFIX) {
+            let (k, v) = item?;
+            if !k.starts_with(keys::DATABASE_PREFIX) {
+                break;
+            }
+            let db: DatabaseMeta = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            cat.databases.insert(db.name.clone(), db);
+        }
+        if !cat.databases.contains_key(DEFAULT_DATABASE) {
+            let db = DatabaseMeta {
+                id: Uuid::new_v4(),
+                name: DEFAULT_DATABASE.into(),
+            };
+            self.db.put(keys::database_key(DEFAULT_DATABASE), json_bytes(&db))?;
+            cat.databases.insert(db.name.clone(), db);
+        }
+        for item in self.db.prefix_iterator(keys::COLLECTION_PREFIX) {
+            let (k, v) = item?;
+            if !k.starts_with(keys::COLLECTION_PREFIX) {
+                break;
+            }
+            let meta: CollectionMeta = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            cat.by_name.insert((meta.database.clone(), meta.name.clone()), meta.id);
+            cat.collections.insert(meta.id, meta);
+        }
+        *self.catalog.write() = cat;
+        Ok(())
+    }
+
+    pub fn touch(&self) {
+        self.last_access.store(now_secs(), Ordering::Relaxed);
+    }
+
+    pub fn idle_secs(&self) -> u64 {
+        now_secs().saturating_sub(self.last_access.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn cf(&self, name: &str) -> StoreResult<&ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("missing column family {name}")))
+    }
+
+    // ---- catalog ----
+
+    pub fn databases(&self) -> Vec<DatabaseMeta> {
+        self.catalog.read().databases.values().cloned().collect()
+    }
+
+    pub fn database(&self, name: &str) -> Option<DatabaseMeta> {
+        self.catalog.read().databases.get(name).cloned()
+    }
+
+    pub fn create_database(&self, name: &str) -> StoreResult<Option<DatabaseMeta>> {
+        let _g = self.catalog_write.lock();
+        if self.catalog.read().databases.contains_key(name) {
+            return Ok(None);
+        }
+        let db = DatabaseMeta {
+            id: Uuid::new_v4(),
+            name: name.to_string(),
+        };
+        self.db.put(keys::database_key(name), json_bytes(&db))?;
+        self.catalog.write().databases.insert(name.to_string(), db.clone());
+        Ok(Some(db))
+    }
+
+    /// Deletes a database and every collection in it.
+    pub fn delete_database(&self, name: &str) -> StoreResult<()> {
+        if self.database(name).is_none() {
+            return Err(StoreError::DatabaseNotFound(name.into()));
+        }
+        for c in self.list_collections(name) {
+            self.delete_collection(name, &c.name)?;
+        }
+        let _g = self.catalog_write.lock();
+        self.db.delete(keys::database_key(name))?;
+        self.catalog.write().databases.remove(name);
+        Ok(())
+    }
+
+    /// Collections of a database, in name order.
+    pub fn list_collections(&self, database: &str) -> Vec<CollectionMeta> {
+        let cat = self.catalog.read();
+        let mut out: Vec<CollectionMeta> = cat
+            .collections
+            .values()
+            .filter(|c| c.database == database)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    pub fn collection_meta(&self, database: &str, name: &str) -> StoreResult<CollectionMeta> {
+        let cat = self.catalog.read();
+        cat.by_name
+            .get(&(database.to_string(), name.to_string()))
+            .and_then(|id| cat.collections.get(id))
+            .cloned()
+            .ok_or_else(|| StoreError::CollectionNotFound(name.to_string()))
+    }
+
+    pub fn collection_meta_by_id(&self, id: &Uuid) -> StoreResult<CollectionMeta> {
+        self.catalog
+            .read()
+            .collections
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StoreError::CollectionNotFound(id.to_string()))
+    }
+
+    /// Creates a collection, or returns the existing one when `get_or_create` is set
+    /// (then the given metadata and configuration are ignored, as in Chroma).
+    pub fn create_collection(&self, mut meta: CollectionMeta, get_or_create: bool) -> StoreResult<(CollectionMeta, bool)> {
+        let _g = self.catalog_write.lock();
+        if self.database(&meta.database).is_none() {
+            return Err(StoreError::DatabaseNotFound(meta.database.clone()));
+        }
+        if let Ok(existing) = self.collection_meta(&meta.database, &meta.name) {
+            return if get_or_create {
+                Ok((existing, false))
+            } else {
+                Err(StoreError::CollectionExists(meta.name))
+            };
+        }
+        meta.dimension = None;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put(keys::collection_key(&meta.id), json_bytes(&meta));
+        batch.put(keys::counters_key(&meta.id), Counters::default().encode());
+        self.db.write(batch)?;
+        let mut cat = self.catalog.write();
+        cat.by_name.insert((meta.database.clone(), meta.name.clone()), meta.id);
+        cat.collections.insert(meta.id, meta.clone());
+        Ok((meta, true))
+    }
+
+    /// Applies a change to a collection's catalog entry (rename, metadata, ef_search).
+    pub fn modify_collection(&self, id: &Uuid, change: impl FnOnce(&mut CollectionMeta)) -> StoreResult<CollectionMeta> {
+        let _g = self.catalog_write.lock();
+        let old = self.collection_meta_by_id(id)?;
+        let mut new = old.clone();
+        change(&mut new);
+        if new.name != old.name && self.collection_meta(&new.database, &new.name).is_ok() {
+            return Err(StoreError::CollectionExists(new.name));
+        }
+        self.db.put(keys::collection_key(id), json_bytes(&new))?;
+        let mut cat = self.catalog.write();
+        cat.by_name.remove(&(old.database.clone(), old.name.clone()));
+        cat.by_name.insert((new.database.clone(), new.name.clone()), new.id);
+        cat.collections.insert(new.id, new.clone());
+        Ok(new)
+    }
+
+    /// Records a collection's dimension in the catalog after the batch that fixed it.
+    pub(super) fn set_dimension(&self, id: &Uuid, dimension: usize) {
+        if let Some(c) = self.catalog.write().collections.get_mut(id) {
+            c.dimension = Some(dimension);
+        }
+    }
+
+    pub fn delete_collection(&self, database: &str, name: &str) -> StoreResult<()> {
+        let _g = self.catalog_write.lock();
+        let meta = self.collection_meta(database, name)?;
+        let id = meta.id;
+        let lo = id.as_bytes().to_vec();
+        let hi = keys::prefix_end(&lo);
+        let mut batch = rocksdb::WriteBatch::default();
+        for cf in keys::COLUMN_FAMILIES {
+            batch.delete_range_cf(self.cf(cf)?, &lo, &hi);
+        }
+        batch.delete(keys::collection_key(&id));
+        batch.delete(keys::counters_key(&id));
+        self.db.write(batch)?;
+        {
+            let mut cat = self.catalog.write();
+            cat.by_name.remove(&(meta.database.clone(), meta.name.clone()));
+            cat.collections.remove(&id);
+        }
+        if let Some(c) = self.loaded.lock().remove(&id) {
+            c.dropped.store(true, Ordering::SeqCst);
+            // wait for the indexer to let go before removing its files
+            let _work = c.index_work.lock();
+        }
+        let _ = std::fs::remove_dir_all(self.index_dir(&id));
+        Ok(())
+    }
+
+    pub fn counters(&self, id: &Uuid) -> StoreResult<Counters> {
+        match self.db.get(keys::counters_key(id))? {
+            Some(b) => Counters::decode(&b).ok_or_else(|| StoreError::Corrupt("counters".into())),
+            None => Ok(Counters::default()),
+        }
+    }
+
+    pub fn index_dir(&self, id: &Uuid) -> PathBuf {
+        self.root.join("index").join(id.to_string())
+    }
+
+    // ---- serving state ----
+
+    /// The serving state of a collection, loading its vectors (and graph) on first use.
+    pub fn collection(&self, meta: &CollectionMeta) -> StoreResult<Arc<Collection>> {
+        let mut loaded = self.loaded.lock();
+        if let Some(c) = loaded.get(&meta.id) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(self.load_collection(meta)?);
+        loaded.insert(meta.id, Arc::clone(&c));
+        drop(loaded);
+        if c.state.read().unindexed() > 0 || c.state.read().tombstones() > 0 {
+            self.indexer.schedule(&c);
+        }
+        Ok(c)
+    }
+
+    fn load_collection(&self, meta: &CollectionMeta) -> StoreResult<Collection> {
+        let counters = self.counters(&meta.id)?;
+        let mut live = RoaringBitmap::new();
+        let mut vectors = meta.dimension.map(|d| VectorSet {
+            dimension: d,
+            data: Vec::with_capacity(counters.next_label as usize * d),
+        });
+        let prefix = meta.id.as_bytes();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(keys::CF_VECTORS)?, IteratorMode::From(prefix, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let label = keys::label_from_key(&k).ok_or_else(|| StoreError::Corrupt("vector key".into()))?;
+            let vec = keys::decode_vector(&v).ok_or_else(|| StoreError::Corrupt("vector value".into()))?;
+            let set = vectors.get_or_insert_with(|| VectorSet {
+                dimension: vec.len(),
+                data: Vec::new(),
+            });
+            if vec.len() != set.dimension {
+                return Err(StoreError::Corrupt(format!("vector of dimension {} in a {}-d collection", vec.len(), set.dimension)));
+            }
+            set.set(label, &super::distance::search_form(meta.hnsw.space, &vec));
+            live.insert(label);
+        }
+        let index_dir = self.index_dir(&meta.id);
+        let (graph, indexed_upto) = match vectors.as_ref() {
+            Some(v) => match Graph::load(&index_dir, &meta.hnsw, v.dimension) {
+                // a graph newer than the records (e.g. a restored db/) cannot be trusted
+                Some((g, m)) if m.indexed_upto <= counters.next_label => (Some(Arc::new(g)), m.indexed_upto),
+                _ => (None, 0),
+            },
+            None => (None, 0),
+        };
+        Ok(Collection::new(
+            meta.id,
+            meta.hnsw.clone(),
+            index_dir,
+            ServingState {
+                live,
+                vectors,
+                graph,
+                indexed_upto,
+                unsaved_points: 0,
+            },
+        ))
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.loaded.lock().values().map(|c| c.memory()).sum()
+    }
+
+    pub fn stats(&self) -> StoreResult<ProjectStats> {
+        let ids: Vec<Uuid> = self.catalog.read().collections.keys().copied().collect();
+        let mut records = 0;
+        for id in &ids {
+            records += self.counters(id)?.count;
+        }
+        Ok(ProjectStats {
+            collections: ids.len() as u64,
+            records,
+            bytes: dir_size(&self.root),
+        })
+    }
+
+    /// Writes graphs and figures to disk; the RocksDB instance closes when dropped.
+    pub fn flush_for_close(&self) {
+        let loaded: Vec<Arc<Collection>> = self.loaded.lock().values().cloned().collect();
+        for c in &loaded {
+            indexer::save_if_dirty(c);
+            c.dropped.store(true, Ordering::SeqCst);
+        }
+        if let Err(e) = self.db.flush_wal(true) {
+            tracing::warn!(project = %self.name, "wal flush failed: {e}");
+        }
+        match self.stats() {
+            Ok(stats) => {
+                let _ = std::fs::write(self.root.join("stats.json"), json_bytes(&stats));
+            }
+            Err(e) => tracing::warn!(project = %self.name, "cannot compute stats: {e}"),
+        }
+    }
+}
+
+pub fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&p) else { continue };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl Project {
+    /// (indexed, unindexed) records of a loaded collection; `None` when it is not loaded.
+    pub fn indexing_status(&self, id: &Uuid) -> Option<(u64, u64)> {
+        let c = self.loaded.lock().get(id).cloned()?;
+        let st = c.state.read();
+        let unindexed = st.unindexed();
+        Some((st.live.len() - unindexed, unindexed))
+    }
+}
+
+/// Collection metadata holds scalar values only (as in Chroma).
+pub fn check_collection_metadata(md: &Map<String, Value>) -> Result<(), String> {
+    for (k, v) in md {
+        match v {
+            Value::String(_) | Value::Bool(_) => {}
+            Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => {}
+            _ => {
+                return Err(format!(
+                    "Collection metadata value for [{k}] must be a string, number or boolean"
+                ))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! The read path: filter planning over the metadata index, get, and nearest-neighbour
+//! query choosing between exact scan and the HNSW graph by selectivity.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::sync::Arc;
+
+use rocksdb::{Direction, IteratorMode};
+use roaring::RoaringBitmap;
+
+use super::collection::{Collection, ServingState};
+use super::distance::distance;
+use super::error::{StoreError, StoreResult};
+use super::filter::{MetaOp, Where, WhereDocument};
+use super::keys::{self, StoredRecord};
+use super::project::{CollectionMeta, Project};
+use super::types::{Include, Record, Scalar};
+
+/// Filtered queries whose candidates cost less than this many multiply-adds are answered
+/// by exact scan (perfect recall, ~2 ms at the limit); larger candidate sets use the graph.
+const EXACT_SCAN_BUDGET: usize = 8_000_000;
+
+pub struct GetResult {
+    pub records: Vec<Record>,
+}
+
+pub struct QueryHit {
+    pub record: Record,
+    pub distance: f32,
+}
+
+/// How a query was answered, for tracing and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Exact,
+    Graph,
+}
+
+pub struct QueryRequest<'a> {
+    pub embeddings: &'a [Vec<f32>],
+    pub n_results: usize,
+    pub ids: Option<&'a [String]>,
+    pub where_: Option<&'a Where>,
+    pub where_document: Option<&'a WhereDocument>,
+    pub include: Include,
+}
+
+impl Project {
+    /// Labels of live records satisfying every given condition.
+    pub fn matching_labels(
+        &self,
+        coll: &Collection,
+        meta: &CollectionMeta,
+        ids: Option<&[String]>,
+        where_: Option<&Where>,
+        where_document: Option<&WhereDocument>,
+    ) -> StoreResult<RoaringBitmap> {
+        let live = coll.state.read().live.clone();
+        let mut set = live.clone();
+        if let Some(ids) = ids {
+            set &= self.labels_of_ids(meta, ids)?;
+        }
+        if let Some(w) = where_ {
+            if !set.is_empty() {
+                set &= self.eval_where(meta, w, &live)?;
+            }
+        }
+        if let Some(wd) = where_document {
+            if !set.is_empty() {
+                set = self.filter_documents(meta, &set, wd)?;
+            }
+        }
+        Ok(set)
+    }
+
+    fn labels_of_ids(&self, meta: &CollectionMeta, ids: &[String]) -> StoreResult<RoaringBitmap> {
+        let cf = self.cf(keys::CF_IDS)?;
+        let ks: Vec<Vec<u8>> = ids.iter().map(|i| keys::id_key(&meta.id, i)).collect();
+        let mut out = RoaringBitmap::new();
+        for v in self.db.multi_get_cf(ks.iter().map(|k| (cf, k))) {
+            if let Some(b) = v? {
+                if let Ok(arr) = <[u8; 4]>::try_from(b.as_slice()) {
+                    out.insert(u32::from_be_bytes(arr));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn eval_where(&self, meta: &CollectionMeta, w: &Where, live: &RoaringBitmap) -> StoreResult<RoaringBitmap> {
+        Ok(match w {
+            Where::And(parts) => {
+                let mut acc = live.clone();
+                for p in parts {
+                    acc &= self.eval_where(meta, p, live)?;
+                    if acc.is_empty() {
+                        break;
+                    }
+                }
+                acc
+            }
+            Where::Or(parts) => {
+                let mut acc = RoaringBitmap::new();
+                for p in parts {
+                    acc |= self.eval_where(meta, p, live)?;
+                }
+                acc
+            }
+            Where::Cmp { key, op } => {
+                let positive = match op {
+                    MetaOp::Eq(v) | MetaOp::Ne(v) => self.scan_eq(meta, key, v, false)?,
+                    MetaOp::Contains(v) | MetaOp::NotContains(v) => self.scan_eq(meta, key, v, true)?,
+                    MetaOp::In(vs) | MetaOp::Nin(vs) => {
+                        let mut acc = RoaringBitmap::new();
+                        for v in vs {
+                            acc |= self.scan_eq(meta, key, v, false)?;
+                        }
+                        acc
+                    }
+                    MetaOp::Gt(v) => self.scan_range(meta, key, v, |c| c == CmpOrdering::Greater)?,
+                    MetaOp::Gte(v) => self.scan_range(meta, key, v, |c| c != CmpOrdering::Less)?,
+                    MetaOp::Lt(v) => self.scan_range(meta, key, v, |c| c == CmpOrdering::Less)?,
+                    MetaOp::Lte(v) => self.scan_range(meta, key, v, |c| c != CmpOrdering::Greater)?,
+                };
+                if op.is_negative() {
+                    live - positive
+                } else {
+                    positive & live
+                }
+            }
+        })
+    }
+
+    /// Labels whose metadata `key` equals `v` (or, for lists, contains it).
+    fn scan_eq(&self, meta: &CollectionMeta, key: &str, v: &Scalar, list: bool) -> StoreResult<RoaringBitmap> {
+        let prefix = keys::mindex_value_prefix(&meta.id, key, v, list);
+        let mut out = RoaringBitmap::new();
+        let cf = self.cf(keys::CF_MINDEX)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            // longer strings share the prefix; only an exact value leaves just the label
+            if k.len() == prefix.len() + 4 {
+                if let Some(l) = keys::label_from_key(&k) {
+                    out.insert(l);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Labels whose numeric metadata `key` compares to `v` as `accept` says.
+    fn scan_range(
+        &self,
+        meta: &CollectionMeta,
+        key: &str,
+        v: &Scalar,
+        accept: impl Fn(CmpOrdering) -> bool,
+    ) -> StoreResult<RoaringBitmap> {
+        let bound = match v {
+            Scalar::Int(i) => keys::sortable_f64(*i as f64),
+            Scalar::Float(f) => keys::sortable_f64(*f),
+            _ => return Ok(RoaringBitmap::new()),
+        };
+        let prefix = keys::mindex_numeric_prefix(&meta.id, key);
+        let cf = self.cf(keys::CF_MINDEX)?;
+        let mut out = RoaringBitmap::new();
+        // seek to the bound when only larger values can match
+        let start = if accept(CmpOrdering::Greater) && !accept(CmpOrdering::Less) {
+            [prefix.as_slice(), &bound].concat()
+        } else {
+            prefix.clone()
+        };
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || k.len() != prefix.len() + 12 {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                continue;
+            }
+            let value = &k[prefix.len()..prefix.len() + 8];
+            let ord = value.cmp(bound.as_slice());
+            if accept(ord) {
+                if let Some(l) = keys::label_from_key(&k) {
+                    out.insert(l);
+                }
+            } else if ord == CmpOrdering::Greater {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn filter_documents(&self, meta: &CollectionMeta, set: &RoaringBitmap, wd: &WhereDocument) -> StoreResult<RoaringBitmap> {
+        let cf = self.cf(keys::CF_RECORDS)?;
+        let mut out = RoaringBitmap::new();
+        let prefix = meta.id.as_bytes();
+        for item in self.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let Some(label) = keys::label_from_key(&k) else { continue };
+            if !set.contains(label) {
+                continue;
+            }
+            let doc = StoredRecord::decode_document(&v).ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            if wd.matches(doc.as_deref()) {
+                out.insert(label);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads records by label, in the given order, with the requested fields.
+    pub fn read_records(&self, meta: &CollectionMeta, labels: &[u32], include: Include) -> StoreResult<Vec<Record>> {
+        let (cf_records, cf_vectors) = (self.cf(keys::CF_RECORDS)?, self.cf(keys::CF_VECTORS)?);
+        let ks: Vec<[u8; 20]> = labels.iter().map(|l| keys::label_key(&meta.id, *l)).collect();
+        let values = self.db.multi_get_cf(ks.iter().map(|k| (cf_records, k)));
+        let vectors = if include.embeddings {
+            self.db.multi_get_cf(ks.iter().map(|k| (cf_vectors, k)))
+        } else {
+            Vec::new()
+        };
+        let mut out = Vec::with_capacity(labels.len());
+        for (i, v) in values.into_iter().enumerate() {
+            let bytes = v?.ok_or_else(|| StoreError::Corrupt("record missing for a live label".into()))?;
+            let r = StoredRecord::decode(&bytes).ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            let embedding = match vectors.get(i) {
+                Some(Ok(Some(b))) => Some(keys::decode_vector(b).ok_or_else(|| StoreError::Corrupt("vector".into()))?),
+                Some(Err(e)) => return Err(e.clone().into()),
+                _ => None,
+            };
+            out.push(Record {
+                id: r.id,
+                embedding,
+                document: r.document,
+                metadata: r.metadata,
+                uri: r.uri,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Chroma's get: matching records in write order, after `offset`, at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn get_records(
+        &self,
+        meta: &CollectionMeta,
+        ids: Option<&[String]>,
+        where_: Option<&Where>,
+        where_document: Option<&WhereDocument>,
+        limit: Option<usize>,
+        offset: usize,
+        include: Include,
+    ) -> StoreResult<GetResult> {
+        let coll = self.collection(meta)?;
+        let set = self.matching_labels(&coll, meta, ids, where_, where_document)?;
+        let labels: Vec<u32> = set.iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect();
+        let mut records = self.read_records(meta, &labels, include)?;
+        // get by ids answers in the order the ids were asked for
+        if let (Some(ids), None, None) = (ids, where_, where_document) {
+            let pos: std::collections::HashMap<&str, usize> =
+                ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+            records.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+        }
+        Ok(GetResult { records })
+    }
+
+    /// Nearest neighbours for each query embedding among the matching records.
+    pub fn query(&self, meta: &CollectionMeta, req: &QueryRequest<'_>) -> StoreResult<(Vec<Vec<QueryHit>>, Strategy)> {
+        let coll = self.collection(meta)?;
+        let dim = meta.dimension;
+        for e in req.embeddings {
+            if e.iter().any(|x| !x.is_finite()) {
+                return Err(StoreError::InvalidArgument("Query embedding contains NaN or infinite values".into()));
+            }
+            if let Some(d) = dim {
+                if e.len() != d {
+                    return Err(StoreError::InvalidDimension(format!(
+                        "Collection expecting embedding with dimension of {d}, got {}",
+                        e.len()
+                    )));
+                }
+            }
+        }
+        let filtered = req.ids.is_some() || req.where_.is_some() || req.where_document.is_some();
+        let allowed = if filtered {
+            Some(self.matching_labels(&coll, meta, req.ids, req.where_, req.where_document)?)
+        } else {
+            None
+        };
+        let mut all_hits = Vec::with_capacity(req.embeddings.len());
+        let mut strategy = Strategy::Graph;
+        for e in req.embeddings {
+            let q = coll.search_vector(e);
+            let (scored, s) = nearest(&coll, &q, req.n_results, meta.hnsw.ef_search, allowed.as_ref());
+            strategy = s;
+            let labels: Vec<u32> = scored.iter().map(|(l, _)| *l).collect();
+            let records = self.read_records(meta, &labels, req.include)?;
+            all_hits.push(
+                records
+                    .into_iter()
+                    .zip(scored)
+                    .map(|(record, (_, distance))| QueryHit { record, distance })
+                    .collect(),
+            );
+        }
+        Ok((all_hits, strategy))
+    }
+}
+
+/// The `k` nearest live labels to `q` (search form), with Chroma distances, nearest first.
+pub fn nearest(
+    coll: &Arc<Collection>,
+    q: &[f32],
+    k: usize,
+    ef_search: usize,
+    allowed: Option<&RoaringBitmap>,
+) -> (Vec<(u32, f32)>, Strategy) {
+    let st = coll.state.read();
+    let Some(vectors) = st.vectors.as_ref() else {
+        return (Vec::new(), Strategy::Exact);
+    };
+    if k == 0 || q.len() != vectors.dimension {
+        return (Vec::new(), Strategy::Exact);
+    }
+    let candidates = allowed.map_or(st.live.len(), |a| a.len()) as usize;
+    let exact = st.graph.is_none()
+        || allowed.is_some() && candidates.saturating_mul(vectors.dimension) <= EXACT_SCAN_BUDGET
+        || candidates <= k.max(64);
+    let mut top = TopK::new(k);
+    if exact {
+        let scan = |l: u32| {
+            if let Some(v) = vectors.get(l) {
+                top.push(l, distance(coll.space, v, q));
+            }
+        };
+        match allowed {
+            Some(a) => a.iter().for_each(scan),
+            None => st.live.iter().for_each(scan),
+        }
+        return (top.into_sorted(), Strategy::Exact);
+    }
+    graph_search(coll, &st, q, k, ef_search, allowed, candidates, &mut top);
+    (top.into_sorted(), Strategy::Graph)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn graph_search(
+    coll: &Collection,
+    st: &ServingState,
+    q: &[f32],
+    k: usize,
+    ef_search: usize,
+    allowed: Option<&RoaringBitmap>,
+    candidates: usize,
+    top: &mut TopK,
+) {
+    let Some(vectors) = st.vectors.as_ref() else { return };
+    let upto = st.indexed_upto;
+    if let Some(graph) = st.graph.as_ref() {
+        // a selective filter hides most of the graph: widen the beam in proportion
+        let live = st.live.len().max(1) as usize;
+        let widen = (live / candidates.max(1)).clamp(1, 16);
+        let ef = ef_search.max(k).saturating_mul(widen);
+        let keep = |l: usize| {
+            let l = l as u32;
+            l < upto && st.live.contains(l) && allowed.is_none_or(|a| a.contains(l))
+        };
+        for l in graph.search(q, k, ef, &keep) {
+            if let Some(v) = vectors.get(l as u32) {
+                top.push(l as u32, distance(coll.space, v, q));
+            }
+        }
+    }
+    // records the indexer has not reached yet
+    for l in st.live.range(upto..) {
+        if allowed.is_none_or(|a| a.contains(l)) {
+            if let Some(v) = vectors.get(l) {
+                top.push(l, distance(coll.space, v, q));
+            }
+        }
+    }
+}
+
+/// A bounded max-heap of (label, distance) keeping the k smallest distances.
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<Scored>,
+}
+
+#[derive(PartialEq)]
+struct Scored(f32, u32);
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
+    }
+    fn push(&mut self, label: u32, d: f32) {
+        if self.heap.len() < self.k {
+            self.heap.push(Scored(d, label));
+        } else if let Some(worst) = self.heap.peek() {
+            if d < worst.0 {
+                self.heap.pop();
+                self.heap.push(Scored(d, label));
+            }
+        }
+    }
+    fn into_sorted(self) -> Vec<(u32, f32)> {
+        self.heap.into_sorted_vec().into_iter().map(|Scored(d, l)| (l, d)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopK;
+
+    #[test]
+    fn topk_keeps_smallest_in_order() {
+        let mut t = TopK::new(3);
+        for (l, d) in [(1, 5.0), (2, 1.0), (3, 3.0), (4, 0.5), (5, 9.0), (6, 2.0)] {
+            t.push(l, d);
+        }
+        assert_eq!(t.into_sorted(), vec![(4, 0.5), (2, 1.0), (6, 2.0)]);
+    }
+}

@@ -1,0 +1,324 @@
+//! The set of projects on this server: opened lazily, closed when idle or when the bounds
+//! on open projects and on memory are exceeded (least recently used first), sharing one
+//! block cache and one write-buffer budget.
+
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lru::LruCache;
+use parking_lot::{Condvar, Mutex};
+use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager};
+use serde::Serialize;
+
+use super::error::{StoreError, StoreResult};
+use super::indexer::Indexer;
+use super::names::validate_name;
+use super::project::{Project, ProjectStats};
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub workspace: PathBuf,
+    pub knowledge_graph_subdir: String,
+    pub max_open_projects: usize,
+    /// Bound on the estimated memory of loaded collections across open projects.
+    pub max_memory_bytes: usize,
+    pub idle_close: Duration,
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_open_files_per_project: i32,
+}
+
+impl StoreConfig {
+    pub fn for_workspace(workspace: &Path) -> StoreConfig {
+        StoreConfig {
+            workspace: workspace.to_path_buf(),
+            knowledge_graph_subdir: "knowledge-graph".into(),
+            max_open_projects: 256,
+            max_memory_bytes: 8 << 30,
+            idle_close: Duration::from_secs(300),
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 256 << 20,
+            max_open_files_per_project: 64,
+        }
+    }
+}
+
+/// RocksDB resources shared by every open project.
+pub struct SharedResources {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    max_open_files: i32,
+}
+
+impl SharedResources {
+    fn new(cfg: &StoreConfig) -> SharedResources {
+        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(cfg.write_buffer_bytes, false, cache.clone());
+        SharedResources {
+            cache,
+            write_buffers,
+            max_open_files: cfg.max_open_files_per_project,
+        }
+    }
+
+    pub fn db_options(&self) -> Options {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        o.set_max_open_files(self.max_open_files);
+        o.set_write_buffer_manager(&self.write_buffers);
+        o.set_max_background_jobs(2);
+        o.set_keep_log_file_num(2);
+        o.set_max_log_file_size(1 << 20);
+        o.set_max_total_wal_size(64 << 20);
+        o.set_max_manifest_file_size(4 << 20);
+        o.set_table_cache_num_shard_bits(2);
+        o
+    }
+
+    pub fn cf_options(&self, _name: &str) -> Options {
+        let mut o = Options::default();
+        let mut t = BlockBasedOptions::default();
+        t.set_block_cache(&self.cache);
+        t.set_cache_index_and_filter_blocks(true);
+        t.set_bloom_filter(10.0, false);
+        o.set_block_based_table_factory(&t);
+        o.set_write_buffer_size(16 << 20);
+        // memtables allocate in arena blocks (default: 1/8 of the buffer); small blocks keep
+        // hundreds of mostly idle open projects from reserving megabytes each
+        o.set_arena_block_size(256 << 10);
+        o.set_max_write_buffer_number(3);
+        o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        o
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProjectListing {
+    pub name: String,
+    pub path: String,
+    pub open: bool,
+    #[serde(flatten)]
+    pub stats: ProjectStats,
+}
+
+struct OpenSet {
+    open: LruCache<String, Arc<Project>>,
+    /// Projects being closed: reopening waits, or RocksDB's lock would refuse it.
+    closing: HashSet<String>,
+}
+
+pub struct Registry {
+    pub config: StoreConfig,
+    shared: SharedResources,
+    indexer: Indexer,
+    state: Mutex<OpenSet>,
+    closed: Condvar,
+}
+
+impl Registry {
+    pub fn new(config: StoreConfig) -> StoreResult<Arc<Registry>> {
+        std::fs::create_dir_all(&config.workspace)?;
+        let shared = SharedResources::new(&config);
+        Ok(Arc::new(Registry {
+            shared,
+            indexer: Indexer::start(),
+            state: Mutex::new(OpenSet {
+                open: LruCache::unbounded(),
+                closing: HashSet::new(),
+            }),
+            closed: Condvar::new(),
+            config,
+        }))
+    }
+
+    fn project_root(&self, name: &str) -> PathBuf {
+        self.config
+            .workspace
+            .join(name)
+            .join(&self.config.knowledge_graph_subdir)
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        validate_name("project", name).is_ok() && self.project_root(name).is_dir()
+    }
+
+    /// The open project `name`, opening or creating it (projects are created on first use).
+    pub fn project(self: &Arc<Self>, name: &str) -> StoreResult<Arc<Project>> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let mut st = self.state.lock();
+        loop {
+            if let Some(p) = st.open.get(name) {
+                p.touch();
+                return Ok(Arc::clone(p));
+            }
+            if !st.closing.contains(name) {
+                break;
+            }
+            self.closed.wait(&mut st);
+        }
+        let project = Arc::new(Project::open(
+            name,
+            &self.project_root(name),
+            &self.shared,
+            self.indexer.clone(),
+        )?);
+        st.open.put(name.to_string(), Arc::clone(&project));
+        let evicted = self.pick_evictions(&mut st, name);
+        drop(st);
+        for p in evicted {
+            self.close_in_background(p);
+        }
+        Ok(project)
+    }
+
+    fn pick_evictions(&self, st: &mut OpenSet, keep: &str) -> Vec<Arc<Project>> {
+        let mut out = Vec::new();
+        let mut memory: usize = st.open.iter().map(|(_, p)| p.memory_bytes()).sum();
+        while st.open.len() > 1
+            && (st.open.len() > self.config.max_open_projects.max(1) || memory > self.config.max_memory_bytes)
+        {
+            let Some((name, p)) = st.open.pop_lru() else { break };
+            if name == keep {
+                // the project being opened is the only one left: keep it even if over budget
+                st.open.put(name, p);
+                break;
+            }
+            memory = memory.saturating_sub(p.memory_bytes());
+            st.closing.insert(name);
+            out.push(p);
+        }
+        out
+    }
+
+    /// Closes a project once its in-flight requests are done, off the request path.
+    fn close_in_background(self: &Arc<Self>, p: Arc<Project>) {
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("quiver-close".into())
+            .spawn(move || me.finish_close(p));
+        if let Err(e) = spawned {
+            tracing::error!("cannot spawn a closer thread: {e}");
+        }
+    }
+
+    fn finish_close(&self, p: Arc<Project>) {
+        let name = p.name.clone();
+        while Arc::strong_count(&p) > 1 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        p.flush_for_close();
+        drop(p);
+        let mut st = self.state.lock();
+        st.closing.remove(&name);
+        self.closed.notify_all();
+        tracing::debug!(project = %name, "project closed");
+    }
+
+    /// Closes projects idle longer than the configured time; called periodically.
+    pub fn close_idle(self: &Arc<Self>) {
+        let idle = self.config.idle_close.as_secs();
+        let mut st = self.state.lock();
+        let names: Vec<String> = st
+            .open
+            .iter()
+            .filter(|(_, p)| p.idle_secs() >= idle)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut evicted = Vec::new();
+        for n in names {
+            if let Some(p) = st.open.pop(&n) {
+                st.closing.insert(n);
+                evicted.push(p);
+            }
+        }
+        drop(st);
+        for p in evicted {
+            self.close_in_background(p);
+        }
+    }
+
+    /// Closes every project and waits for them; for shutdown.
+    pub fn close_all(&self) {
+        let mut st = self.state.lock();
+        let all: Vec<Arc<Project>> = std::iter::from_fn(|| st.open.pop_lru().map(|(_, p)| p)).collect();
+        for p in &all {
+            st.closing.insert(p.name.clone());
+        }
+        drop(st);
+        for p in all {
+            self.finish_close(p);
+        }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.state.lock().open.len()
+    }
+
+    /// Deletes a project and its directory. Returns false if it did not exist.
+    pub fn delete_project(self: &Arc<Self>, name: &str) -> StoreResult<bool> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let mut st = self.state.lock();
+        while st.closing.contains(name) {
+            self.closed.wait(&mut st);
+        }
+        let open = st.open.pop(name);
+        if let Some(p) = open {
+            st.closing.insert(name.to_string());
+            drop(st);
+            self.finish_close(p);
+            st = self.state.lock();
+        }
+        // hold the lock so nobody reopens it while its files go
+        let dir = self.config.workspace.join(name);
+        if !dir.join(&self.config.knowledge_graph_subdir).is_dir() {
+            return Ok(false);
+        }
+        std::fs::remove_dir_all(&dir)?;
+        drop(st);
+        Ok(true)
+    }
+
+    /// Every project in the workspace, with figures (open ones live, closed ones as of
+    /// their last close).
+    pub fn list(&self) -> StoreResult<Vec<ProjectListing>> {
+        let open: Vec<Arc<Project>> = self.state.lock().open.iter().map(|(_, p)| Arc::clone(p)).collect();
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.config.workspace) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        for e in entries.flatten() {
+            let Ok(name) = e.file_name().into_string() else { continue };
+            if validate_name("project", &name).is_err() {
+                continue;
+            }
+            let root = self.project_root(&name);
+            if !root.is_dir() {
+                continue;
+            }
+            let (is_open, stats) = match open.iter().find(|p| p.name == name) {
+                Some(p) => (true, p.stats()?),
+                None => (
+                    false,
+                    std::fs::read(root.join("stats.json"))
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok())
+                        .unwrap_or_default(),
+                ),
+            };
+            out.push(ProjectListing {
+                name,
+                path: root.display().to_string(),
+                open: is_open,
+                stats,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}

@@ -1,0 +1,288 @@
+//! Store-level tests on a real RocksDB in a temporary directory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::filter::{Where, WhereDocument};
+use super::project::CollectionMeta;
+use super::query::{QueryRequest, Strategy};
+use super::types::{HnswConfig, Include, MetaValue, RecordInput, Scalar, Space};
+use super::write::WriteMode;
+use super::{Project, Registry, StoreConfig, DEFAULT_DATABASE};
+
+fn registry(dir: &std::path::Path) -> Arc<Registry> {
+    Registry::new(StoreConfig::for_workspace(dir)).expect("registry")
+}
+
+fn new_collection(p: &Project, name: &str, space: Space) -> CollectionMeta {
+    let meta = CollectionMeta {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        database: DEFAULT_DATABASE.into(),
+        metadata: None,
+        hnsw: HnswConfig {
+            space,
+            ..HnswConfig::default()
+        },
+        configuration: serde_json::Value::Null,
+        schema: None,
+        dimension: None,
+    };
+    p.create_collection(meta, false).expect("create").0
+}
+
+/// Deterministic pseudo-random numbers without a dependency in the library.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() % 10_000) as f32 / 10_000.0 - 0.5
+    }
+}
+
+fn record(i: usize, rng: &mut Lcg, dim: usize) -> RecordInput {
+    let mut md = std::collections::BTreeMap::new();
+    md.insert("n".to_string(), Some(MetaValue::Scalar(Scalar::Int(rng.below(20) as i64))));
+    md.insert("f".to_string(), Some(MetaValue::Scalar(Scalar::Float(rng.below(100) as f64 / 10.0))));
+    md.insert(
+        "s".to_string(),
+        Some(MetaValue::Scalar(Scalar::Str(["red", "green", "blue", "bluest"][rng.below(4) as usize].into()))),
+    );
+    if i % 3 == 0 {
+        md.insert("b".to_string(), Some(MetaValue::Scalar(Scalar::Bool(i % 2 == 0))));
+    }
+    if i % 4 == 0 {
+        md.insert(
+            "tags".to_string(),
+            Some(MetaValue::List(vec![Scalar::Str(format!("t{}", rng.below(5))), Scalar::Str("all".into())])),
+        );
+    }
+    RecordInput {
+        id: format!("id-{i}"),
+        embedding: Some((0..dim).map(|_| rng.unit()).collect()),
+        document: (i % 5 != 0).then(|| format!("document {i} about {}", ["cats", "dogs", "birds"][i % 3])),
+        metadata: Some(md),
+        uri: None,
+    }
+}
+
+#[test]
+fn index_planner_agrees_with_filter_evaluator() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let p = reg.project("planner").unwrap();
+    let meta = new_collection(&p, "c1", Space::L2);
+    let mut rng = Lcg(7);
+    let records: Vec<RecordInput> = (0..600).map(|i| record(i, &mut rng, 4)).collect();
+    p.write(&meta, WriteMode::Add, records).unwrap();
+    // some deletes and updates so the index has seen removals
+    let del: Vec<String> = (0..600).step_by(7).map(|i| format!("id-{i}")).collect();
+    p.delete_records(&meta, Some(&del), None, None, None).unwrap();
+    let upd: Vec<RecordInput> = (1..600)
+        .step_by(11)
+        .map(|i| {
+            let mut md = std::collections::BTreeMap::new();
+            md.insert("n".to_string(), Some(MetaValue::Scalar(Scalar::Int(100))));
+            md.insert("s".to_string(), None);
+            RecordInput {
+                id: format!("id-{i}"),
+                metadata: Some(md),
+                ..Default::default()
+            }
+        })
+        .collect();
+    p.write(&meta, WriteMode::Update, upd).unwrap();
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+
+    let filters = [
+        json!({"n": 3}),
+        json!({"n": 100}),
+        json!({"n": {"$ne": 3}}),
+        json!({"n": {"$gt": 15}}),
+        json!({"n": {"$gte": 15}}),
+        json!({"n": {"$lt": 2}}),
+        json!({"n": {"$lte": 2.5}}),
+        json!({"f": {"$gt": 4}}),
+        json!({"f": {"$lte": 4.5}}),
+        json!({"f": 5}),
+        json!({"s": "blue"}),
+        json!({"s": {"$in": ["red", "blue"]}}),
+        json!({"s": {"$nin": ["red", "blue"]}}),
+        json!({"b": true}),
+        json!({"b": {"$ne": true}}),
+        json!({"tags": {"$contains": "t2"}}),
+        json!({"tags": {"$not_contains": "all"}}),
+        json!({"tags": "all"}),
+        json!({"$and": [{"n": {"$gte": 5}}, {"s": "green"}]}),
+        json!({"$or": [{"n": {"$lt": 3}}, {"$and": [{"s": "red"}, {"f": {"$gt": 8}}]}]}),
+        json!({"missing": {"$ne": 1}}),
+        json!({"missing": 1}),
+    ];
+    let coll = p.collection(&meta).unwrap();
+    let all = p
+        .get_records(&meta, None, None, None, None, 0, Include { metadatas: true, documents: true, ..Include::default() })
+        .unwrap()
+        .records;
+    assert_eq!(all.len(), 600 - del.len());
+    for f in &filters {
+        let w = Where::parse(f).unwrap().unwrap();
+        let expected: Vec<&str> = all
+            .iter()
+            .filter(|r| w.matches(r.metadata.as_ref()))
+            .map(|r| r.id.as_str())
+            .collect();
+        let labels = p.matching_labels(&coll, &meta, None, Some(&w), None).unwrap();
+        let got = p.read_records(&meta, &labels.iter().collect::<Vec<_>>(), Include::default()).unwrap();
+        let mut got: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+        let mut expected = expected;
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "filter {f}");
+    }
+    let wd = WhereDocument::parse(&json!({"$and": [{"$contains": "cats"}, {"$not_regex": "1\\d"}]})).unwrap().unwrap();
+    let labels = p.matching_labels(&coll, &meta, None, None, Some(&wd)).unwrap();
+    let expected = all.iter().filter(|r| wd.matches(r.document.as_deref())).count();
+    assert_eq!(labels.len() as usize, expected);
+    assert!(expected > 0);
+}
+
+#[test]
+fn writes_are_atomic_and_follow_chroma_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let p = reg.project("rules").unwrap();
+    let meta = new_collection(&p, "c1", Space::L2);
+    let mut rng = Lcg(1);
+    let out = p.write(&meta, WriteMode::Add, (0..10).map(|i| record(i, &mut rng, 3)).collect()).unwrap();
+    assert_eq!((out.applied, out.total), (10, 10));
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+    assert_eq!(meta.dimension, Some(3));
+
+    // add of an existing id does not overwrite
+    let mut again = record(0, &mut rng, 3);
+    again.document = Some("changed".into());
+    let out = p.write(&meta, WriteMode::Add, vec![again]).unwrap();
+    assert_eq!(out.applied, 0);
+    let got = p
+        .get_records(&meta, Some(&["id-0".to_string()]), None, None, None, 0, Include::GET_DEFAULT)
+        .unwrap();
+    assert_ne!(got.records[0].document.as_deref(), Some("changed"));
+
+    // a batch with one bad record writes nothing
+    let mut bad = vec![record(20, &mut rng, 3), record(21, &mut rng, 3)];
+    bad[1].embedding = Some(vec![1.0, 2.0]);
+    assert!(p.write(&meta, WriteMode::Add, bad).is_err());
+    assert_eq!(p.counters(&meta.id).unwrap().count, 10);
+    let mut dup = vec![record(30, &mut rng, 3), record(30, &mut rng, 3)];
+    dup[0].id = "same".into();
+    dup[1].id = "same".into();
+    assert!(matches!(p.write(&meta, WriteMode::Add, dup), Err(super::StoreError::DuplicateId(_))));
+
+    // update of unknown ids is ignored; upsert inserts
+    let ghost = RecordInput {
+        id: "ghost".into(),
+        document: Some("boo".into()),
+        ..Default::default()
+    };
+    assert_eq!(p.write(&meta, WriteMode::Update, vec![ghost]).unwrap().applied, 0);
+    let up = record(40, &mut rng, 3);
+    assert_eq!(p.write(&meta, WriteMode::Upsert, vec![up]).unwrap().total, 11);
+
+    // a new embedding moves the record: queries find it at its new place
+    let moved = RecordInput {
+        id: "id-1".into(),
+        embedding: Some(vec![9.0, 9.0, 9.0]),
+        ..Default::default()
+    };
+    p.write(&meta, WriteMode::Update, vec![moved]).unwrap();
+    let q = vec![vec![9.0, 9.0, 9.1]];
+    let (hits, _) = p
+        .query(
+            &meta,
+            &QueryRequest {
+                embeddings: &q,
+                n_results: 1,
+                ids: None,
+                where_: None,
+                where_document: None,
+                include: Include::QUERY_DEFAULT,
+            },
+        )
+        .unwrap();
+    assert_eq!(hits[0][0].record.id, "id-1");
+    assert!((hits[0][0].distance - 0.01).abs() < 1e-4);
+    // the document survived the embedding-only update
+    assert!(hits[0][0].record.document.is_some());
+}
+
+fn wait_indexed(p: &Project, id: &Uuid) {
+    let start = Instant::now();
+    while p.indexing_status(id).is_some_and(|(_, unindexed)| unindexed > 0) {
+        assert!(start.elapsed() < Duration::from_secs(60), "indexer did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn graph_survives_reopen_and_deletes_trigger_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let n = 3000;
+    let meta;
+    {
+        let reg = registry(dir.path());
+        let p = reg.project("graphs").unwrap();
+        meta = new_collection(&p, "c1", Space::Cosine);
+        let mut rng = Lcg(3);
+        p.write(&meta, WriteMode::Add, (0..n).map(|i| record(i, &mut rng, dim)).collect()).unwrap();
+        wait_indexed(&p, &meta.id);
+        drop(p);
+        reg.close_all();
+    }
+    // the graph was written on close
+    assert!(dir.path().join("graphs/knowledge-graph/index").join(meta.id.to_string()).join("manifest.json").exists());
+    let reg = registry(dir.path());
+    let p = reg.project("graphs").unwrap();
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+    let coll = p.collection(&meta).unwrap();
+    {
+        let st = coll.state.read();
+        assert_eq!(st.graph.as_ref().map(|g| g.len()), Some(n));
+        assert_eq!(st.unindexed(), 0);
+    }
+    // delete half: the tombstones exceed the rebuild threshold
+    let del: Vec<String> = (0..n).filter(|i| i % 2 == 0).map(|i| format!("id-{i}")).collect();
+    p.delete_records(&meta, Some(&del), None, None, None).unwrap();
+    let start = Instant::now();
+    loop {
+        let st = coll.state.read();
+        if st.tombstones() == 0 && st.graph.as_ref().is_some_and(|g| g.len() == n / 2) {
+            break;
+        }
+        drop(st);
+        assert!(start.elapsed() < Duration::from_secs(60), "graph was not rebuilt");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // unfiltered queries go through the graph and never return deleted records
+    let q: Vec<Vec<f32>> = (0..20).map(|i| (0..dim).map(|j| ((i * 7 + j) as f32).sin()).collect()).collect();
+    let (hits, strategy) = p
+        .query(
+            &meta,
+            &QueryRequest { embeddings: &q, n_results: 10, ids: None, where_: None, where_document: None, include: Include::default() },
+        )
+        .unwrap();
+    assert_eq!(strategy, Strategy::Graph);
+    for h in hits.iter().flatten() {
+        let i: usize = h.record.id.trim_start_matches("id-").parse().unwrap();
+        assert_eq!(i % 2, 1, "deleted record {} returned", h.record.id);
+    }
+}

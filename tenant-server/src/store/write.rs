@@ -1,0 +1,346 @@
+//! The write path: add, upsert, update and delete, each one atomic RocksDB write batch,
+//! applied to the serving state only after RocksDB accepted it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+use rocksdb::WriteBatch;
+
+use super::collection::{Collection, VectorSet};
+use super::error::{StoreError, StoreResult};
+use super::filter::{Where, WhereDocument};
+use super::keys::{self, StoredRecord};
+use super::project::{json_bytes, CollectionMeta, Project};
+use super::types::{MetaValue, Metadata, RecordInput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Inserts new ids; existing ids are left untouched (Chroma's rule).
+    Add,
+    /// Inserts new ids, updates existing ones.
+    Upsert,
+    /// Updates existing ids; unknown ids are ignored.
+    Update,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Records inserted or changed.
+    pub applied: usize,
+    pub total: u64,
+}
+
+/// What one record's write does to the serving state once the batch is durable.
+struct Change {
+    label: u32,
+    old_label: Option<u32>,
+    /// The new embedding in search form, when the write gave one.
+    vector: Option<Vec<f32>>,
+}
+
+/// Checks a batch before anything is looked up or written.
+pub fn validate_batch(meta: &CollectionMeta, mode: WriteMode, records: &[RecordInput]) -> StoreResult<Option<usize>> {
+    let mut seen = HashSet::with_capacity(records.len());
+    let mut dups = Vec::new();
+    for r in records {
+        if r.id.is_empty() {
+            return Err(StoreError::InvalidArgument("Expected ids to be non-empty strings".into()));
+        }
+        if !seen.insert(r.id.as_str()) && dups.len() < 10 {
+            dups.push(r.id.clone());
+        }
+    }
+    if !dups.is_empty() {
+        return Err(StoreError::DuplicateId(dups.join(", ")));
+    }
+    let mut dim = meta.dimension;
+    for r in records {
+        if let Some(e) = &r.embedding {
+            if e.is_empty() {
+                return Err(StoreError::InvalidArgument(format!("Embedding for id [{}] is empty", r.id)));
+            }
+            if e.iter().any(|x| !x.is_finite()) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "Embedding for id [{}] contains NaN or infinite values",
+                    r.id
+                )));
+            }
+            match dim {
+                Some(d) if d != e.len() => {
+                    return Err(StoreError::InvalidDimension(format!(
+                        "Collection expecting embedding with dimension of {d}, got {}",
+                        e.len()
+                    )))
+                }
+                _ => dim = Some(e.len()),
+            }
+        } else if mode == WriteMode::Add {
+            return Err(StoreError::InvalidArgument(format!(
+                "Missing embedding for id [{}]: this server stores the embeddings it is given",
+                r.id
+            )));
+        }
+        if let Some(md) = &r.metadata {
+            validate_metadata(md)?;
+        }
+    }
+    Ok(dim)
+}
+
+fn validate_metadata(md: &BTreeMap<String, Option<MetaValue>>) -> StoreResult<()> {
+    use super::types::Scalar;
+    for (k, v) in md {
+        if k.is_empty() {
+            return Err(StoreError::InvalidArgument("Metadata keys must be non-empty strings".into()));
+        }
+        if k.starts_with('#') || k.starts_with('$') {
+            return Err(StoreError::InvalidArgument(format!(
+                "Metadata key [{k}] cannot start with '#' or '$'"
+            )));
+        }
+        let bad_float = |s: &Scalar| matches!(s, Scalar::Float(f) if !f.is_finite());
+        match v {
+            Some(MetaValue::Scalar(s)) if bad_float(s) => {
+                return Err(StoreError::InvalidArgument(format!("Metadata value for [{k}] is not finite")))
+            }
+            Some(MetaValue::List(items)) => {
+                if items.is_empty() {
+                    return Err(StoreError::InvalidArgument(format!("Metadata list for [{k}] is empty")));
+                }
+                let kind = |s: &Scalar| std::mem::discriminant(s);
+                let first = kind(&items[0]);
+                if items.iter().any(|s| kind(s) != first || bad_float(s)) {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "Metadata list for [{k}] must hold finite values of one type"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn merge_metadata(old: Option<Metadata>, change: Option<BTreeMap<String, Option<MetaValue>>>, replace: bool) -> Option<Metadata> {
+    let Some(change) = change else { return old };
+    let mut md = if replace { Metadata::new() } else { old.unwrap_or_default() };
+    for (k, v) in change {
+        match v {
+            Some(v) => {
+                md.insert(k, v);
+            }
+            None => {
+                md.remove(&k);
+            }
+        }
+    }
+    (!md.is_empty()).then_some(md)
+}
+
+impl Project {
+    /// Applies `records` to the collection `meta` in one atomic batch.
+    pub fn write(&self, meta: &CollectionMeta, mode: WriteMode, records: Vec<RecordInput>) -> StoreResult<WriteOutcome> {
+        let new_dim = validate_batch(meta, mode, &records)?;
+        let coll = self.collection(meta)?;
+        let _writer = coll.write_lock.lock();
+        // The dimension may have been fixed by a concurrent writer since `meta` was read.
+        let meta = self.collection_meta_by_id(&meta.id)?;
+        let new_dim = match (meta.dimension, new_dim) {
+            (Some(d), Some(n)) if d != n => {
+                return Err(StoreError::InvalidDimension(format!(
+                    "Collection expecting embedding with dimension of {d}, got {n}"
+                )))
+            }
+            (_, n) => n,
+        };
+        let id = meta.id;
+        let (cf_records, cf_vectors, cf_ids, cf_mindex) = (
+            self.cf(keys::CF_RECORDS)?,
+            self.cf(keys::CF_VECTORS)?,
+            self.cf(keys::CF_IDS)?,
+            self.cf(keys::CF_MINDEX)?,
+        );
+        let id_keys: Vec<Vec<u8>> = records.iter().map(|r| keys::id_key(&id, &r.id)).collect();
+        let existing: Vec<Option<u32>> = self
+            .db
+            .multi_get_cf(id_keys.iter().map(|k| (cf_ids, k)))
+            .into_iter()
+            .map(|r| r.map(|v| v.and_then(|b| b.try_into().ok().map(u32::from_be_bytes))))
+            .collect::<Result<_, _>>()?;
+        let old_values: Vec<Option<StoredRecord>> = {
+            let label_keys: Vec<(usize, [u8; 20])> = existing
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.map(|l| (i, keys::label_key(&id, l))))
+                .collect();
+            let fetched = self.db.multi_get_cf(label_keys.iter().map(|(_, k)| (cf_records, k)));
+            let mut out = vec![None; records.len()];
+            for ((i, _), v) in label_keys.iter().zip(fetched) {
+                let bytes = v?.ok_or_else(|| StoreError::Corrupt(format!("record for id [{}] missing", records[*i].id)))?;
+                out[*i] = Some(StoredRecord::decode(&bytes).ok_or_else(|| StoreError::Corrupt("record value".into()))?);
+            }
+            out
+        };
+
+        let mut counters = self.counters(&id)?;
+        let mut batch = WriteBatch::default();
+        let mut changes = Vec::new();
+        for ((r, old_label), old) in records.into_iter().zip(existing).zip(old_values) {
+            let exists = old_label.is_some();
+            match (mode, exists) {
+                (WriteMode::Add, true) | (WriteMode::Update, false) => continue,
+                _ => {}
+            }
+            if !exists && r.embedding.is_none() {
+                return Err(StoreError::InvalidArgument(format!(
+                    "Missing embedding for new id [{}]",
+                    r.id
+                )));
+            }
+            let old = old.unwrap_or_default();
+            let old_metadata = old.metadata.clone();
+            let record = StoredRecord {
+                id: r.id.clone(),
+                document: r.document.or(old.document),
+                uri: r.uri.or(old.uri),
+                metadata: merge_metadata(old_metadata.clone(), r.metadata, false),
+            };
+            // A new embedding gets a new label: the graph cannot move a point, so the old
+            // one becomes a tombstone.
+            let label = match (old_label, &r.embedding) {
+                (Some(l), None) => l,
+                _ => {
+                    let l = counters.next_label;
+                    counters.next_label = l
+                        .checked_add(1)
+                        .ok_or_else(|| StoreError::InvalidArgument("collection label space exhausted".into()))?;
+                    l
+                }
+            };
+            if let Some(ol) = old_label {
+                if let Some(md) = &old_metadata {
+                    for k in keys::mindex_entries(&id, ol, md) {
+                        batch.delete_cf(cf_mindex, k);
+                    }
+                }
+                if ol != label {
+                    batch.delete_cf(cf_records, keys::label_key(&id, ol));
+                    batch.delete_cf(cf_vectors, keys::label_key(&id, ol));
+                }
+            } else {
+                counters.count += 1;
+            }
+            if let Some(md) = &record.metadata {
+                for k in keys::mindex_entries(&id, label, md) {
+                    batch.put_cf(cf_mindex, k, []);
+                }
+            }
+            batch.put_cf(cf_records, keys::label_key(&id, label), record.encode());
+            if let Some(e) = &r.embedding {
+                batch.put_cf(cf_vectors, keys::label_key(&id, label), keys::encode_vector(e));
+            }
+            batch.put_cf(cf_ids, keys::id_key(&id, &r.id), label.to_be_bytes());
+            changes.push(Change {
+                label,
+                old_label,
+                vector: r.embedding.map(|e| coll.search_vector(&e)),
+            });
+        }
+        let dim_fixed = meta.dimension.is_none() && new_dim.is_some() && !changes.is_empty();
+        if dim_fixed {
+            let mut m = meta.clone();
+            m.dimension = new_dim;
+            batch.put(keys::collection_key(&id), json_bytes(&m));
+        }
+        batch.put(keys::counters_key(&id), counters.encode());
+        if !changes.is_empty() {
+            self.db.write(batch)?;
+        }
+        if let (true, Some(d)) = (dim_fixed, new_dim) {
+            self.set_dimension(&id, d);
+        }
+        let applied = changes.len();
+        apply_changes(&coll, new_dim, changes);
+        if applied > 0 {
+            self.indexer.schedule(&coll);
+        }
+        Ok(WriteOutcome {
+            applied,
+            total: counters.count,
+        })
+    }
+
+    /// Deletes the records matching `ids` and the filters (all given conditions must hold),
+    /// at most `limit` of them in label order. Returns how many were deleted.
+    pub fn delete_records(
+        &self,
+        meta: &CollectionMeta,
+        ids: Option<&[String]>,
+        where_: Option<&Where>,
+        where_document: Option<&WhereDocument>,
+        limit: Option<usize>,
+    ) -> StoreResult<WriteOutcome> {
+        let coll = self.collection(meta)?;
+        let _writer = coll.write_lock.lock();
+        let id = meta.id;
+        let mut labels: RoaringBitmap = self.matching_labels(&coll, meta, ids, where_, where_document)?;
+        if let Some(limit) = limit {
+            labels = labels.iter().take(limit).collect();
+        }
+        let (cf_records, cf_vectors, cf_ids, cf_mindex) = (
+            self.cf(keys::CF_RECORDS)?,
+            self.cf(keys::CF_VECTORS)?,
+            self.cf(keys::CF_IDS)?,
+            self.cf(keys::CF_MINDEX)?,
+        );
+        let mut counters = self.counters(&id)?;
+        let label_keys: Vec<[u8; 20]> = labels.iter().map(|l| keys::label_key(&id, l)).collect();
+        let mut batch = WriteBatch::default();
+        let mut deleted = 0u64;
+        for (k, v) in label_keys.iter().zip(self.db.multi_get_cf(label_keys.iter().map(|k| (cf_records, k)))) {
+            let Some(bytes) = v? else { continue };
+            let rec = StoredRecord::decode(&bytes).ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            let label = keys::label_from_key(k).unwrap_or_default();
+            if let Some(md) = &rec.metadata {
+                for mk in keys::mindex_entries(&id, label, md) {
+                    batch.delete_cf(cf_mindex, mk);
+                }
+            }
+            batch.delete_cf(cf_records, k);
+            batch.delete_cf(cf_vectors, k);
+            batch.delete_cf(cf_ids, keys::id_key(&id, &rec.id));
+            deleted += 1;
+        }
+        counters.count = counters.count.saturating_sub(deleted);
+        if deleted > 0 {
+            batch.put(keys::counters_key(&id), counters.encode());
+            self.db.write(batch)?;
+            let mut st = coll.state.write();
+            st.live -= &labels;
+            drop(st);
+            self.indexer.schedule(&coll);
+        }
+        Ok(WriteOutcome {
+            applied: deleted as usize,
+            total: counters.count,
+        })
+    }
+}
+
+fn apply_changes(coll: &Arc<Collection>, dim: Option<usize>, changes: Vec<Change>) {
+    let mut st = coll.state.write();
+    for Change { label, old_label, vector } in changes {
+        if let Some(v) = vector {
+            let set = st.vectors.get_or_insert_with(|| VectorSet {
+                dimension: dim.unwrap_or(v.len()),
+                data: Vec::new(),
+            });
+            set.set(label, &v);
+            if let Some(ol) = old_label.filter(|ol| *ol != label) {
+                st.live.remove(ol);
+            }
+        }
+        st.live.insert(label);
+    }
+}
