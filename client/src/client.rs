@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::time::Duration;
 use url::Url;
 
 use crate::error::ClientError;
@@ -35,12 +36,20 @@ impl QuiverClient {
     /// A client of the server at `base_url` (e.g. `http://127.0.0.1:7100`), with its own
     /// keep-alive connection pool. A path in `base_url` is kept as a prefix.
     pub fn new(base_url: impl AsRef<str>) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        Self::with_http_client(base_url, Self::http_builder().build()?)
+    }
+
+    /// Like [`QuiverClient::new`], but every request fails with
+    /// [`ClientError::Http`] if it has not completed within `timeout`.
+    pub fn with_timeout(base_url: impl AsRef<str>, timeout: Duration) -> Result<Self, ClientError> {
+        Self::with_http_client(base_url, Self::http_builder().timeout(timeout).build()?)
+    }
+
+    fn http_builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .build()?;
-        Self::with_http_client(base_url, http)
+            .pool_idle_timeout(Duration::from_secs(90))
     }
 
     /// A client that sends its requests through `http` (to set timeouts, pool sizes…).

@@ -7,6 +7,9 @@
 //! * [`ClientError`]: API errors (status + `{"error", "message"}`), transport and decode
 //!   errors.
 
+/// The HTTP library of the client, for [`QuiverClient::with_http_client`].
+pub use reqwest;
+
 mod client;
 mod error;
 pub mod wire;

@@ -17,11 +17,19 @@ use crate::store::StoreConfig;
 )]
 pub struct Config {
     /// Directory holding one subdirectory per project.
-    #[arg(long = "workspace", env = "WORKSPACE_DIR", default_value = "./workspace")]
+    #[arg(
+        long = "workspace",
+        env = "WORKSPACE_DIR",
+        default_value = "./workspace"
+    )]
     pub workspace_dir: PathBuf,
 
     /// Subdirectory of each project that holds its store (db/ and index/).
-    #[arg(long, env = "KNOWLEDGE_GRAPH_SUBDIR", default_value = "knowledge-graph")]
+    #[arg(
+        long,
+        env = "KNOWLEDGE_GRAPH_SUBDIR",
+        default_value = "knowledge-graph"
+    )]
     pub knowledge_graph_subdir: String,
 
     /// Address to listen on.
@@ -92,8 +100,12 @@ impl Config {
     /// The allowed origins; `None` means any origin.
     pub fn cors_origin_list(&self) -> Option<Vec<String>> {
         let raw = self.cors_origins.trim();
-        let list: Vec<String> = serde_json::from_str::<Vec<String>>(raw)
-            .unwrap_or_else(|_| raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+        let list: Vec<String> = serde_json::from_str::<Vec<String>>(raw).unwrap_or_else(|_| {
+            raw.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
         if list.is_empty() || list.iter().any(|o| o == "*") {
             None
         } else {

@@ -9,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: &str) {
     // hnsw_rs logs every graph construction at INFO
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn,anndists=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn,anndists=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if format == "json" {
         builder.json().init();

@@ -45,7 +45,9 @@ impl From<StoreError> for ApiError {
             InvalidArgument(_) | Filter(_) => (StatusCode::BAD_REQUEST, "InvalidArgumentError"),
             InvalidDimension(_) => (StatusCode::BAD_REQUEST, "InvalidDimension"),
             DuplicateId(_) => (StatusCode::BAD_REQUEST, "DuplicateIDError"),
-            CollectionNotFound(_) | ProjectNotFound(_) | DatabaseNotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError"),
+            CollectionNotFound(_) | ProjectNotFound(_) | DatabaseNotFound(_) => {
+                (StatusCode::NOT_FOUND, "NotFoundError")
+            }
             CollectionExists(_) => (StatusCode::CONFLICT, "UniqueConstraintError"),
             ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "InternalError"),
             Storage(_) | Io(_) | Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
@@ -63,7 +65,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({"error": self.kind, "message": self.message}))).into_response();
+        let mut resp = (
+            self.status,
+            Json(json!({"error": self.kind, "message": self.message})),
+        )
+            .into_response();
         // the chromadb client reads this header into error.trace_id
         resp.headers_mut().insert(
             "chroma-trace-id",

@@ -28,12 +28,21 @@ pub struct HttpOptions {
 
 pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
     let cors = match &opts.cors_origins {
-        None => CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any),
+        None => CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods(Any)
+            .allow_headers(Any),
         Some(list) => CorsLayer::new()
             .allow_origin(AllowOrigin::list(
                 list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
             ))
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers(Any),
     };
     v1::routes()

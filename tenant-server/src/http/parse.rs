@@ -43,7 +43,9 @@ pub fn opt_string(m: &Map<String, Value>, key: &str) -> ApiResult<Option<String>
     match present(m, key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::invalid(format!("Expected '{key}' to be a string"))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "Expected '{key}' to be a string"
+        ))),
     }
 }
 
@@ -54,7 +56,9 @@ pub fn opt_usize(m: &Map<String, Value>, key: &str) -> ApiResult<Option<usize>> 
             .as_u64()
             .and_then(|n| usize::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| ApiError::invalid(format!("Expected '{key}' to be a non-negative integer"))),
+            .ok_or_else(|| {
+                ApiError::invalid(format!("Expected '{key}' to be a non-negative integer"))
+            }),
     }
 }
 
@@ -62,7 +66,9 @@ pub fn opt_bool(m: &Map<String, Value>, key: &str) -> ApiResult<Option<bool>> {
     match present(m, key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::invalid(format!("Expected '{key}' to be a boolean"))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "Expected '{key}' to be a boolean"
+        ))),
     }
 }
 
@@ -70,7 +76,9 @@ pub fn opt_object(m: &Map<String, Value>, key: &str) -> ApiResult<Option<Map<Str
     match present(m, key) {
         None => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o.clone())),
-        Some(_) => Err(ApiError::invalid(format!("Expected '{key}' to be an object"))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "Expected '{key}' to be an object"
+        ))),
     }
 }
 
@@ -81,11 +89,15 @@ pub fn opt_string_list(m: &Map<String, Value>, key: &str) -> ApiResult<Option<Ve
             .iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s.clone()),
-                _ => Err(ApiError::invalid(format!("Expected '{key}' to be a list of strings"))),
+                _ => Err(ApiError::invalid(format!(
+                    "Expected '{key}' to be a list of strings"
+                ))),
             })
             .collect::<ApiResult<Vec<_>>>()
             .map(Some),
-        Some(_) => Err(ApiError::invalid(format!("Expected '{key}' to be a list of strings"))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "Expected '{key}' to be a list of strings"
+        ))),
     }
 }
 
@@ -95,9 +107,9 @@ pub fn embedding(v: &Value, what: &str) -> ApiResult<Vec<f32>> {
         Value::Array(xs) => xs
             .iter()
             .map(|x| {
-                x.as_f64()
-                    .map(|f| f as f32)
-                    .ok_or_else(|| ApiError::invalid(format!("Expected {what} to be a list of numbers")))
+                x.as_f64().map(|f| f as f32).ok_or_else(|| {
+                    ApiError::invalid(format!("Expected {what} to be a list of numbers"))
+                })
             })
             .collect(),
         Value::String(s) => {
@@ -105,14 +117,18 @@ pub fn embedding(v: &Value, what: &str) -> ApiResult<Vec<f32>> {
                 .decode(s)
                 .map_err(|e| ApiError::invalid(format!("Invalid base64 {what}: {e}")))?;
             if bytes.len() % 4 != 0 {
-                return Err(ApiError::invalid(format!("Base64 {what} is not a whole number of float32 values")));
+                return Err(ApiError::invalid(format!(
+                    "Base64 {what} is not a whole number of float32 values"
+                )));
             }
             Ok(bytes
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect())
         }
-        _ => Err(ApiError::invalid(format!("Expected {what} to be a list of numbers or a base64 string"))),
+        _ => Err(ApiError::invalid(format!(
+            "Expected {what} to be a list of numbers or a base64 string"
+        ))),
     }
 }
 
@@ -125,7 +141,9 @@ pub fn embeddings_list(m: &Map<String, Value>, key: &str) -> ApiResult<Option<Ve
             .map(|(i, v)| embedding(v, &format!("{key}[{i}]")))
             .collect::<ApiResult<Vec<_>>>()
             .map(Some),
-        Some(_) => Err(ApiError::invalid(format!("Expected '{key}' to be a list of embeddings"))),
+        Some(_) => Err(ApiError::invalid(format!(
+            "Expected '{key}' to be a list of embeddings"
+        ))),
     }
 }
 
@@ -144,7 +162,9 @@ fn scalar(v: &Value) -> Option<Scalar> {
 /// A metadata object; `null` values mean "remove this key" on update/upsert.
 pub fn metadata(v: &Value, what: &str) -> ApiResult<BTreeMap<String, Option<MetaValue>>> {
     let Value::Object(o) = v else {
-        return Err(ApiError::invalid(format!("Expected {what} to be an object")));
+        return Err(ApiError::invalid(format!(
+            "Expected {what} to be an object"
+        )));
     };
     let mut out = BTreeMap::new();
     for (k, v) in o {
@@ -172,8 +192,12 @@ pub fn metadata(v: &Value, what: &str) -> ApiResult<BTreeMap<String, Option<Meta
 }
 
 /// The per-record columns of add/upsert/update, zipped into records.
-pub fn record_inputs(m: &Map<String, Value>, embeddings_required: bool) -> ApiResult<Vec<RecordInput>> {
-    let ids = opt_string_list(m, "ids")?.ok_or_else(|| ApiError::invalid("Missing required field 'ids'"))?;
+pub fn record_inputs(
+    m: &Map<String, Value>,
+    embeddings_required: bool,
+) -> ApiResult<Vec<RecordInput>> {
+    let ids = opt_string_list(m, "ids")?
+        .ok_or_else(|| ApiError::invalid("Missing required field 'ids'"))?;
     if ids.is_empty() {
         return Err(ApiError::invalid("Expected 'ids' to be a non-empty list"));
     }
@@ -191,7 +215,9 @@ pub fn record_inputs(m: &Map<String, Value>, embeddings_required: bool) -> ApiRe
     };
     let embeddings = column("embeddings")?;
     if embeddings.is_none() && embeddings_required {
-        return Err(ApiError::invalid("Missing required field 'embeddings' (this server stores the embeddings it is given)"));
+        return Err(ApiError::invalid(
+            "Missing required field 'embeddings' (this server stores the embeddings it is given)",
+        ));
     }
     let documents = column("documents")?;
     let metadatas = column("metadatas")?;
@@ -200,7 +226,9 @@ pub fn record_inputs(m: &Map<String, Value>, embeddings_required: bool) -> ApiRe
         match col.map(|c| &c[i]) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::invalid(format!("Expected {key}[{i}] to be a string or null"))),
+            Some(_) => Err(ApiError::invalid(format!(
+                "Expected {key}[{i}] to be a string or null"
+            ))),
         }
     };
     let mut out = Vec::with_capacity(n);
@@ -225,13 +253,18 @@ pub fn record_inputs(m: &Map<String, Value>, embeddings_required: bool) -> ApiRe
 }
 
 pub fn include(v: Option<&Value>, default: Include) -> ApiResult<Include> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(default) };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(default);
+    };
     let Value::Array(items) = v else {
         return Err(ApiError::invalid("Expected 'include' to be a list"));
     };
     let names: Vec<&str> = items
         .iter()
-        .map(|x| x.as_str().ok_or_else(|| ApiError::invalid("Expected 'include' to be a list of strings")))
+        .map(|x| {
+            x.as_str()
+                .ok_or_else(|| ApiError::invalid("Expected 'include' to be a list of strings"))
+        })
         .collect::<ApiResult<_>>()?;
     include_names(&names)
 }

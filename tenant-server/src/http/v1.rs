@@ -30,24 +30,53 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/version", get(version))
         .route("/api/v1/projects", get(list_projects))
         .route("/api/v1/{project}", axum::routing::delete(delete_project))
-        .route("/api/v1/{project}/collections", get(list_collections).post(create_collection))
+        .route(
+            "/api/v1/{project}/collections",
+            get(list_collections).post(create_collection),
+        )
         .route(
             "/api/v1/{project}/collections/{collection}",
-            get(get_collection).put(modify_collection).patch(modify_collection).delete(delete_collection),
+            get(get_collection)
+                .put(modify_collection)
+                .patch(modify_collection)
+                .delete(delete_collection),
         )
         .route("/api/v1/{project}/collections/{collection}/add", post(add))
-        .route("/api/v1/{project}/collections/{collection}/upsert", post(upsert))
-        .route("/api/v1/{project}/collections/{collection}/update", post(update))
-        .route("/api/v1/{project}/collections/{collection}/delete", post(delete_records))
-        .route("/api/v1/{project}/collections/{collection}/documents", axum::routing::delete(delete_records))
-        .route("/api/v1/{project}/collections/{collection}/query", post(query))
-        .route("/api/v1/{project}/collections/{collection}/get", get(get_by_params).post(get_by_body))
-        .route("/api/v1/{project}/collections/{collection}/count", get(count))
+        .route(
+            "/api/v1/{project}/collections/{collection}/upsert",
+            post(upsert),
+        )
+        .route(
+            "/api/v1/{project}/collections/{collection}/update",
+            post(update),
+        )
+        .route(
+            "/api/v1/{project}/collections/{collection}/delete",
+            post(delete_records),
+        )
+        .route(
+            "/api/v1/{project}/collections/{collection}/documents",
+            axum::routing::delete(delete_records),
+        )
+        .route(
+            "/api/v1/{project}/collections/{collection}/query",
+            post(query),
+        )
+        .route(
+            "/api/v1/{project}/collections/{collection}/get",
+            get(get_by_params).post(get_by_body),
+        )
+        .route(
+            "/api/v1/{project}/collections/{collection}/count",
+            get(count),
+        )
         .route("/api/v1/{project}/collections/{collection}/peek", get(peek))
 }
 
 /// Runs blocking store work off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
@@ -86,14 +115,21 @@ async fn list_projects(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"projects": list})))
 }
 
-async fn delete_project(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete_project(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
     let reg = Arc::clone(&s.registry);
     let n = name.clone();
     let existed = blocking(move || Ok(reg.delete_project(&n)?)).await?;
     if !existed {
-        return Err(ApiError::not_found(format!("Project [{name}] does not exist")));
+        return Err(ApiError::not_found(format!(
+            "Project [{name}] does not exist"
+        )));
     }
-    Ok(Json(json!({"project": name, "message": format!("Project '{name}' deleted successfully")})))
+    Ok(Json(
+        json!({"project": name, "message": format!("Project '{name}' deleted successfully")}),
+    ))
 }
 
 /// The Collection JSON of this API.
@@ -115,7 +151,10 @@ pub fn collection_json(p: &Project, meta: &CollectionMeta) -> ApiResult<Value> {
     }))
 }
 
-async fn list_collections(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_collections(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
         let p = project(&state, &name)?;
@@ -133,11 +172,17 @@ fn usize_in(v: &Value, key: &str, lo: usize, hi: usize) -> ApiResult<usize> {
     v.as_u64()
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (lo..=hi).contains(n))
-        .ok_or_else(|| ApiError::invalid(format!("Expected '{key}' to be an integer in {lo}..={hi}")))
+        .ok_or_else(|| {
+            ApiError::invalid(format!("Expected '{key}' to be an integer in {lo}..={hi}"))
+        })
 }
 
 /// HNSW settings from `configuration.hnsw` and the legacy `hnsw:*` metadata keys.
-pub fn hnsw_config(configuration: Option<&Map<String, Value>>, metadata: Option<&Map<String, Value>>, default_space: Space) -> ApiResult<HnswConfig> {
+pub fn hnsw_config(
+    configuration: Option<&Map<String, Value>>,
+    metadata: Option<&Map<String, Value>>,
+    default_space: Space,
+) -> ApiResult<HnswConfig> {
     let mut cfg = HnswConfig {
         space: default_space,
         ..HnswConfig::default()
@@ -145,12 +190,13 @@ pub fn hnsw_config(configuration: Option<&Map<String, Value>>, metadata: Option<
     let mut apply = |key: &str, v: &Value| -> ApiResult<()> {
         match key {
             "space" => {
-                cfg.space = v
-                    .as_str()
-                    .and_then(Space::parse)
-                    .ok_or_else(|| ApiError::invalid(format!("Invalid space {v}: expected l2, cosine or ip")))?
+                cfg.space = v.as_str().and_then(Space::parse).ok_or_else(|| {
+                    ApiError::invalid(format!("Invalid space {v}: expected l2, cosine or ip"))
+                })?
             }
-            "ef_construction" | "construction_ef" => cfg.ef_construction = usize_in(v, key, 1, 100_000)?,
+            "ef_construction" | "construction_ef" => {
+                cfg.ef_construction = usize_in(v, key, 1, 100_000)?
+            }
             "ef_search" | "search_ef" => cfg.ef_search = usize_in(v, key, 1, 100_000)?,
             "max_neighbors" | "M" => {
                 cfg.max_neighbors = usize_in(v, key, 2, crate::store::graph::MAX_NEIGHBORS_LIMIT)?
@@ -166,9 +212,14 @@ pub fn hnsw_config(configuration: Option<&Map<String, Value>>, metadata: Option<
             }
         }
     }
-    if let Some(h) = configuration.and_then(|c| c.get("hnsw")).filter(|h| !h.is_null()) {
+    if let Some(h) = configuration
+        .and_then(|c| c.get("hnsw"))
+        .filter(|h| !h.is_null())
+    {
         let Value::Object(h) = h else {
-            return Err(ApiError::invalid("Expected 'configuration.hnsw' to be an object"));
+            return Err(ApiError::invalid(
+                "Expected 'configuration.hnsw' to be an object",
+            ));
         };
         for (k, v) in h {
             if !v.is_null() {
@@ -179,9 +230,14 @@ pub fn hnsw_config(configuration: Option<&Map<String, Value>>, metadata: Option<
     Ok(cfg)
 }
 
-async fn create_collection(State(s): State<AppState>, Path(name): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn create_collection(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
-    let coll_name = parse::opt_string(&body, "name")?.ok_or_else(|| ApiError::invalid("Collection name is required"))?;
+    let coll_name = parse::opt_string(&body, "name")?
+        .ok_or_else(|| ApiError::invalid("Collection name is required"))?;
     validate_name("collection", &coll_name).map_err(ApiError::invalid)?;
     let metadata = parse::opt_object(&body, "metadata")?;
     let configuration = parse::opt_object(&body, "configuration")?;
@@ -206,17 +262,24 @@ async fn create_collection(State(s): State<AppState>, Path(name): Path<String>, 
     blocking(move || {
         let p = project(&state, &name)?;
         let (meta, _) = p.create_collection(meta, get_or_create)?;
-        Ok(Json(json!({"project": name, "collection": collection_json(&p, &meta)?})))
+        Ok(Json(
+            json!({"project": name, "collection": collection_json(&p, &meta)?}),
+        ))
     })
     .await
 }
 
-async fn get_collection(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_collection(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
         let p = project(&state, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
-        Ok(Json(json!({"project": name, "collection": collection_json(&p, &meta)?})))
+        Ok(Json(
+            json!({"project": name, "collection": collection_json(&p, &meta)?}),
+        ))
     })
     .await
 }
@@ -236,17 +299,31 @@ async fn modify_collection(
         crate::store::project::check_collection_metadata(md).map_err(ApiError::invalid)?;
     }
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
-    let new_ef = match new_configuration.as_ref().and_then(|c| c.get("hnsw")).filter(|h| !h.is_null()) {
+    let new_ef = match new_configuration
+        .as_ref()
+        .and_then(|c| c.get("hnsw"))
+        .filter(|h| !h.is_null())
+    {
         None => None,
         Some(Value::Object(h)) => {
-            if let Some(k) = h.keys().find(|k| k.as_str() != "ef_search" && !h[k.as_str()].is_null()) {
+            if let Some(k) = h
+                .keys()
+                .find(|k| k.as_str() != "ef_search" && !h[k.as_str()].is_null())
+            {
                 return Err(ApiError::invalid(format!(
                     "Cannot change '{k}' of an existing collection: only ef_search can be modified"
                 )));
             }
-            h.get("ef_search").filter(|v| !v.is_null()).map(|v| usize_in(v, "ef_search", 1, 100_000)).transpose()?
+            h.get("ef_search")
+                .filter(|v| !v.is_null())
+                .map(|v| usize_in(v, "ef_search", 1, 100_000))
+                .transpose()?
         }
-        Some(_) => return Err(ApiError::invalid("Expected 'new_configuration.hnsw' to be an object")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Expected 'new_configuration.hnsw' to be an object",
+            ))
+        }
     };
     let state = s.clone();
     blocking(move || {
@@ -263,12 +340,17 @@ async fn modify_collection(
                 m.hnsw.ef_search = ef;
             }
         })?;
-        Ok(Json(json!({"project": name, "collection": collection_json(&p, &updated)?})))
+        Ok(Json(
+            json!({"project": name, "collection": collection_json(&p, &updated)?}),
+        ))
     })
     .await
 }
 
-async fn delete_collection(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn delete_collection(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
         let p = project(&state, &name)?;
@@ -278,7 +360,14 @@ async fn delete_collection(State(s): State<AppState>, Path((name, coll)): Path<(
     .await
 }
 
-async fn write(s: AppState, name: String, coll: String, body: Result<Bytes, BytesRejection>, mode: WriteMode, verb: &'static str) -> ApiResult<Json<Value>> {
+async fn write(
+    s: AppState,
+    name: String,
+    coll: String,
+    body: Result<Bytes, BytesRejection>,
+    mode: WriteMode,
+    verb: &'static str,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let records = parse::record_inputs(&body, mode == WriteMode::Add)?;
     blocking(move || {
@@ -290,20 +379,37 @@ async fn write(s: AppState, name: String, coll: String, body: Result<Bytes, Byte
     .await
 }
 
-async fn add(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn add(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     write(s, name, coll, body, WriteMode::Add, "added").await
 }
 
-async fn upsert(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn upsert(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     write(s, name, coll, body, WriteMode::Upsert, "upserted").await
 }
 
-async fn update(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     write(s, name, coll, body, WriteMode::Update, "updated").await
 }
 
 fn filters(body: &Map<String, Value>) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
-    let w = body.get("where").map(Where::parse).transpose().map_err(|e| ApiError::invalid(e.to_string()))?.flatten();
+    let w = body
+        .get("where")
+        .map(Where::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?
+        .flatten();
     let wd = body
         .get("where_document")
         .map(WhereDocument::parse)
@@ -323,7 +429,9 @@ async fn delete_records(
     let (w, wd) = filters(&body)?;
     let limit = parse::opt_usize(&body, "limit")?;
     if ids.is_none() && w.is_none() && wd.is_none() {
-        return Err(ApiError::invalid("Delete needs at least one of 'ids', 'where' or 'where_document'"));
+        return Err(ApiError::invalid(
+            "Delete needs at least one of 'ids', 'where' or 'where_document'",
+        ));
     }
     blocking(move || {
         let p = project(&s, &name)?;
@@ -375,7 +483,11 @@ async fn run_get(s: AppState, name: String, coll: String, a: GetArgs) -> ApiResu
     .await
 }
 
-async fn get_by_body(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn get_by_body(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let (where_, where_document) = filters(&body)?;
     let args = GetArgs {
@@ -405,24 +517,37 @@ async fn get_by_params(
             "limit" | "offset" | "where" | "where_document" => {
                 single.insert(k.as_str(), v.as_str());
             }
-            other => return Err(ApiError::invalid(format!("Unknown query parameter '{other}'"))),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "Unknown query parameter '{other}'"
+                )))
+            }
         }
     }
     let number = |k: &str| -> ApiResult<Option<usize>> {
         single
             .get(k)
-            .map(|v| v.parse::<usize>().map_err(|_| ApiError::invalid(format!("Expected '{k}' to be a non-negative integer"))))
+            .map(|v| {
+                v.parse::<usize>().map_err(|_| {
+                    ApiError::invalid(format!("Expected '{k}' to be a non-negative integer"))
+                })
+            })
             .transpose()
     };
     let json_param = |k: &str| -> ApiResult<Value> {
         single
             .get(k)
-            .map(|v| serde_json::from_str(v).map_err(|e| ApiError::invalid(format!("Malformed JSON in '{k}': {e}"))))
+            .map(|v| {
+                serde_json::from_str(v)
+                    .map_err(|e| ApiError::invalid(format!("Malformed JSON in '{k}': {e}")))
+            })
             .transpose()
             .map(|v| v.unwrap_or(Value::Null))
     };
-    let where_ = Where::parse(&json_param("where")?).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let where_document = WhereDocument::parse(&json_param("where_document")?).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let where_ =
+        Where::parse(&json_param("where")?).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let where_document = WhereDocument::parse(&json_param("where_document")?)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let args = GetArgs {
         ids: (!ids.is_empty()).then_some(ids),
         where_,
@@ -444,7 +569,9 @@ async fn peek(
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let limit = match params.get("limit") {
-        Some(v) => v.parse::<usize>().map_err(|_| ApiError::invalid("Expected 'limit' to be a non-negative integer"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("Expected 'limit' to be a non-negative integer"))?,
         None => 10,
     };
     let args = GetArgs {
@@ -463,20 +590,32 @@ async fn peek(
     run_get(s, name, coll, args).await
 }
 
-async fn count(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn count(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = project(&s, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let count = p.counters(&meta.id)?.count;
-        Ok(Json(json!({"project": name, "collection": coll, "count": count})))
+        Ok(Json(
+            json!({"project": name, "collection": coll, "count": count}),
+        ))
     })
     .await
 }
 
-async fn query(State(s): State<AppState>, Path((name, coll)): Path<(String, String)>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn query(
+    State(s): State<AppState>,
+    Path((name, coll)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
-    let embeddings = parse::embeddings_list(&body, "query_embeddings")?
-        .ok_or_else(|| ApiError::invalid("Missing required field 'query_embeddings' (this server does not embed query_texts)"))?;
+    let embeddings = parse::embeddings_list(&body, "query_embeddings")?.ok_or_else(|| {
+        ApiError::invalid(
+            "Missing required field 'query_embeddings' (this server does not embed query_texts)",
+        )
+    })?;
     let n_results = parse::opt_usize(&body, "n_results")?.unwrap_or(10);
     let (where_, where_document) = filters(&body)?;
     let ids = parse::opt_string_list(&body, "ids")?;
@@ -501,7 +640,11 @@ async fn query(State(s): State<AppState>, Path((name, coll)): Path<(String, Stri
 pub fn query_result_json(hits: &[Vec<crate::store::query::QueryHit>], inc: Include) -> Value {
     let per = |on: bool, f: &dyn Fn(&crate::store::query::QueryHit) -> Value| -> Value {
         if on {
-            Value::Array(hits.iter().map(|q| Value::Array(q.iter().map(f).collect())).collect())
+            Value::Array(
+                hits.iter()
+                    .map(|q| Value::Array(q.iter().map(f).collect()))
+                    .collect(),
+            )
         } else {
             Value::Null
         }

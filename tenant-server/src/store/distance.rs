@@ -161,7 +161,10 @@ mod tests {
             let a = vec_of(n, 1.0);
             let b = vec_of(n, 2.5);
             let d = naive_dot(&a, &b);
-            assert!((dot(&a, &b) - d).abs() <= 1e-3 * (1.0 + d.abs()), "dot n={n}");
+            assert!(
+                (dot(&a, &b) - d).abs() <= 1e-3 * (1.0 + d.abs()),
+                "dot n={n}"
+            );
             let l: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
             assert!((l2_sq(&a, &b) - l).abs() <= 1e-3 * (1.0 + l), "l2 n={n}");
         }
@@ -170,7 +173,10 @@ mod tests {
     #[test]
     fn chroma_distance_definitions() {
         // Chroma's documented example: squared L2.
-        assert_eq!(distance(Space::L2, &[1.0, 2.0, 3.0], &[0.5, 0.5, 0.5]), 8.75);
+        assert_eq!(
+            distance(Space::L2, &[1.0, 2.0, 3.0], &[0.5, 0.5, 0.5]),
+            8.75
+        );
         assert!((distance(Space::Ip, &[1.0, 2.0], &[3.0, 4.0]) - (1.0 - 11.0)).abs() < 1e-6);
         let a = search_form(Space::Cosine, &[3.0, 4.0]);
         let b = search_form(Space::Cosine, &[4.0, 3.0]);

@@ -119,7 +119,13 @@ impl Graph {
 
     /// The `k` nearest points accepted by `keep`, as (label, graph distance). The graph
     /// distance only orders; callers re-score with the collection's distance.
-    pub fn search(&self, query: &[f32], k: usize, ef: usize, keep: &dyn Fn(usize) -> bool) -> Vec<usize> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<usize> {
         if query.len() != self.dimension || k == 0 {
             return Vec::new();
         }
@@ -144,7 +150,9 @@ impl Graph {
         }
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         if name != BASENAME {
-            return Err(std::io::Error::other(format!("hnsw dump chose name {name}")));
+            return Err(std::io::Error::other(format!(
+                "hnsw dump chose name {name}"
+            )));
         }
         let manifest = Manifest {
             format: FORMAT,
@@ -170,8 +178,15 @@ impl Graph {
 
     /// Loads a dump if it is intact and matches `cfg`/`dimension`; `None` means "rebuild".
     pub fn load(dir: &Path, cfg: &HnswConfig, dimension: usize) -> Option<(Graph, Manifest)> {
-        let manifest: Manifest = serde_json::from_slice(&fs::read(dir.join(MANIFEST)).ok()?).ok()?;
-        let expected = (FORMAT, cfg.space, dimension, cfg.max_neighbors, cfg.ef_construction);
+        let manifest: Manifest =
+            serde_json::from_slice(&fs::read(dir.join(MANIFEST)).ok()?).ok()?;
+        let expected = (
+            FORMAT,
+            cfg.space,
+            dimension,
+            cfg.max_neighbors,
+            cfg.ef_construction,
+        );
         let found = (
             manifest.format,
             manifest.space,
@@ -225,7 +240,10 @@ fn load_owned<D: Distance<f32> + Default + Send + Sync>(dir: &Path) -> Option<Ow
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".{suffix}"));
     dir.with_file_name(name)
 }
@@ -251,7 +269,11 @@ mod tests {
 
     fn points(n: usize, dim: usize) -> Vec<Vec<f32>> {
         (0..n)
-            .map(|i| (0..dim).map(|j| ((i * 31 + j * 7) as f32 * 0.13).sin()).collect())
+            .map(|i| {
+                (0..dim)
+                    .map(|j| ((i * 31 + j * 7) as f32 * 0.13).sin())
+                    .collect()
+            })
             .collect()
     }
 
@@ -262,7 +284,11 @@ mod tests {
         let cfg = HnswConfig::default();
         let g = Graph::new(&cfg, 16, 100);
         let pts = points(300, 16);
-        let batch: Vec<(&[f32], usize)> = pts.iter().enumerate().map(|(i, v)| (v.as_slice(), i)).collect();
+        let batch: Vec<(&[f32], usize)> = pts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_slice(), i))
+            .collect();
         g.insert(&batch);
         g.dump(&idx, 300).unwrap();
         let (loaded, m) = Graph::load(&idx, &cfg, 16).expect("reload");
@@ -271,7 +297,10 @@ mod tests {
         let hits = loaded.search(&pts[42], 1, 50, &|_| true);
         assert_eq!(hits, vec![42]);
         // a dump for another configuration is not reused
-        let other = HnswConfig { space: Space::Ip, ..cfg.clone() };
+        let other = HnswConfig {
+            space: Space::Ip,
+            ..cfg.clone()
+        };
         assert!(Graph::load(&idx, &other, 16).is_none());
         assert!(Graph::load(&idx, &cfg, 8).is_none());
         // a flipped byte fails the checksum instead of reaching hnsw_rs
@@ -287,13 +316,20 @@ mod tests {
 
     #[test]
     fn search_respects_filter() {
-        let cfg = HnswConfig { space: Space::Cosine, ..HnswConfig::default() };
+        let cfg = HnswConfig {
+            space: Space::Cosine,
+            ..HnswConfig::default()
+        };
         let g = Graph::new(&cfg, 8, 100);
         let pts: Vec<Vec<f32>> = points(200, 8)
             .into_iter()
             .map(|v| super::super::distance::search_form(Space::Cosine, &v))
             .collect();
-        let batch: Vec<(&[f32], usize)> = pts.iter().enumerate().map(|(i, v)| (v.as_slice(), i)).collect();
+        let batch: Vec<(&[f32], usize)> = pts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_slice(), i))
+            .collect();
         g.insert(&batch);
         let hits = g.search(&pts[10], 5, 64, &|l| l % 2 == 1);
         assert_eq!(hits.len(), 5);

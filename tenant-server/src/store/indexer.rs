@@ -122,7 +122,11 @@ fn rebuild(c: &Collection) {
             return;
         };
         let upto = st.live.max().map_or(0, |m| m + 1);
-        (st.live.iter().collect::<Vec<u32>>(), vectors.dimension, upto)
+        (
+            st.live.iter().collect::<Vec<u32>>(),
+            vectors.dimension,
+            upto,
+        )
     };
     let started = std::time::Instant::now();
     let graph = Graph::new(&c.hnsw, dimension, labels.len());

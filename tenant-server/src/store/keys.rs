@@ -103,7 +103,11 @@ pub const TAG_LIST: u8 = 0x80;
 pub fn sortable_f64(v: f64) -> [u8; 8] {
     let v = if v == 0.0 { 0.0 } else { v };
     let bits = v.to_bits();
-    let ordered = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    };
     ordered.to_be_bytes()
 }
 
@@ -155,7 +159,9 @@ pub fn mindex_entries(coll: &Uuid, label: u32, md: &Metadata) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
     for (k, v) in md {
         match v {
-            MetaValue::Scalar(s) => keys.push(with_label(mindex_value_prefix(coll, k, s, false), label)),
+            MetaValue::Scalar(s) => {
+                keys.push(with_label(mindex_value_prefix(coll, k, s, false), label))
+            }
             MetaValue::List(items) => {
                 for s in items {
                     keys.push(with_label(mindex_value_prefix(coll, k, s, true), label));
@@ -208,7 +214,8 @@ fn take_opt_str(buf: &mut &[u8]) -> Option<Option<String>> {
 impl StoredRecord {
     /// `id | document | uri | metadata-json` with length-prefixed strings.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.id.len() + self.document.as_ref().map_or(0, |d| d.len()));
+        let mut out =
+            Vec::with_capacity(32 + self.id.len() + self.document.as_ref().map_or(0, |d| d.len()));
         put_opt_str(&mut out, Some(&self.id));
         put_opt_str(&mut out, self.document.as_deref());
         put_opt_str(&mut out, self.uri.as_deref());
@@ -270,9 +277,26 @@ mod tests {
 
     #[test]
     fn sortable_f64_preserves_order() {
-        let vals = [f64::NEG_INFINITY, -1e300, -2.5, -1.0, -0.0, 0.0, 1e-300, 1.0, 2.0, 7.5, 1e300];
+        let vals = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -1.0,
+            -0.0,
+            0.0,
+            1e-300,
+            1.0,
+            2.0,
+            7.5,
+            1e300,
+        ];
         for w in vals.windows(2) {
-            assert!(sortable_f64(w[0]) <= sortable_f64(w[1]), "{} {}", w[0], w[1]);
+            assert!(
+                sortable_f64(w[0]) <= sortable_f64(w[1]),
+                "{} {}",
+                w[0],
+                w[1]
+            );
         }
         assert_eq!(sortable_f64(-0.0), sortable_f64(0.0));
         assert_eq!(sortable_f64(5.0), sortable_f64(5i64 as f64));
@@ -283,7 +307,10 @@ mod tests {
         let mut md = Metadata::new();
         md.insert("a".into(), MetaValue::Scalar(Scalar::Int(3)));
         md.insert("f".into(), MetaValue::Scalar(Scalar::Float(2.5)));
-        md.insert("t".into(), MetaValue::List(vec![Scalar::Str("x".into()), Scalar::Str("y".into())]));
+        md.insert(
+            "t".into(),
+            MetaValue::List(vec![Scalar::Str("x".into()), Scalar::Str("y".into())]),
+        );
         let r = StoredRecord {
             id: "id-1".into(),
             document: Some("hello".into()),
@@ -292,8 +319,14 @@ mod tests {
         };
         let enc = r.encode();
         assert_eq!(StoredRecord::decode(&enc), Some(r.clone()));
-        assert_eq!(StoredRecord::decode_document(&enc), Some(Some("hello".into())));
-        let bare = StoredRecord { id: "x".into(), ..Default::default() };
+        assert_eq!(
+            StoredRecord::decode_document(&enc),
+            Some(Some("hello".into()))
+        );
+        let bare = StoredRecord {
+            id: "x".into(),
+            ..Default::default()
+        };
         assert_eq!(StoredRecord::decode(&bare.encode()), Some(bare));
         assert_eq!(StoredRecord::decode(&[1, 200, 0]), None);
     }
@@ -303,7 +336,11 @@ mod tests {
         // 2.0 must come back as a float, not the int 2
         let mut md = Metadata::new();
         md.insert("f".into(), MetaValue::Scalar(Scalar::Float(2.0)));
-        let r = StoredRecord { id: "x".into(), metadata: Some(md.clone()), ..Default::default() };
+        let r = StoredRecord {
+            id: "x".into(),
+            metadata: Some(md.clone()),
+            ..Default::default()
+        };
         let back = StoredRecord::decode(&r.encode()).unwrap();
         assert_eq!(back.metadata, Some(md));
     }

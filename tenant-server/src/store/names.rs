@@ -36,8 +36,21 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         for n in [
-            "", "ab", "..", "...", "a..b", "-abc", "abc-", ".abc", "ab/c", "a\\bc", "a bc", "ab\0c",
-            "été", &"x".repeat(513), "../etc",
+            "",
+            "ab",
+            "..",
+            "...",
+            "a..b",
+            "-abc",
+            "abc-",
+            ".abc",
+            "ab/c",
+            "a\\bc",
+            "a bc",
+            "ab\0c",
+            "été",
+            &"x".repeat(513),
+            "../etc",
         ] {
             assert!(validate_name("project", n).is_err(), "{n:?}");
         }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, DB};
 use roaring::RoaringBitmap;
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, DB};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -82,7 +82,12 @@ pub fn now_secs() -> u64 {
 impl Project {
     /// Opens (creating if needed) the project whose store lives under `root`
     /// (`<workspace>/<project>/<knowledge-graph>`).
-    pub fn open(name: &str, root: &Path, shared: &SharedResources, indexer: Indexer) -> StoreResult<Project> {
+    pub fn open(
+        name: &str,
+        root: &Path,
+        shared: &SharedResources,
+        indexer: Indexer,
+    ) -> StoreResult<Project> {
         std::fs::create_dir_all(root.join("index"))?;
         let opts = shared.db_options();
         let cfs: Vec<ColumnFamilyDescriptor> = keys::COLUMN_FAMILIES
@@ -114,7 +119,8 @@ impl Project {
             if !k.starts_with(keys::DATABASE_PREFIX) {
                 break;
             }
-            let db: DatabaseMeta = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let db: DatabaseMeta =
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             cat.databases.insert(db.name.clone(), db);
         }
         if !cat.databases.contains_key(DEFAULT_DATABASE) {
@@ -122,7 +128,8 @@ impl Project {
                 id: Uuid::new_v4(),
                 name: DEFAULT_DATABASE.into(),
             };
-            self.db.put(keys::database_key(DEFAULT_DATABASE), json_bytes(&db))?;
+            self.db
+                .put(keys::database_key(DEFAULT_DATABASE), json_bytes(&db))?;
             cat.databases.insert(db.name.clone(), db);
         }
         for item in self.db.prefix_iterator(keys::COLLECTION_PREFIX) {
@@ -130,8 +137,10 @@ impl Project {
             if !k.starts_with(keys::COLLECTION_PREFIX) {
                 break;
             }
-            let meta: CollectionMeta = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            cat.by_name.insert((meta.database.clone(), meta.name.clone()), meta.id);
+            let meta: CollectionMeta =
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            cat.by_name
+                .insert((meta.database.clone(), meta.name.clone()), meta.id);
             cat.collections.insert(meta.id, meta);
         }
         *self.catalog.write() = cat;
@@ -172,7 +181,10 @@ impl Project {
             name: name.to_string(),
         };
         self.db.put(keys::database_key(name), json_bytes(&db))?;
-        self.catalog.write().databases.insert(name.to_string(), db.clone());
+        self.catalog
+            .write()
+            .databases
+            .insert(name.to_string(), db.clone());
         Ok(Some(db))
     }
 
@@ -223,7 +235,11 @@ impl Project {
 
     /// Creates a collection, or returns the existing one when `get_or_create` is set
     /// (then the given metadata and configuration are ignored, as in Chroma).
-    pub fn create_collection(&self, mut meta: CollectionMeta, get_or_create: bool) -> StoreResult<(CollectionMeta, bool)> {
+    pub fn create_collection(
+        &self,
+        mut meta: CollectionMeta,
+        get_or_create: bool,
+    ) -> StoreResult<(CollectionMeta, bool)> {
         let _g = self.catalog_write.lock();
         if self.database(&meta.database).is_none() {
             return Err(StoreError::DatabaseNotFound(meta.database.clone()));
@@ -241,13 +257,18 @@ impl Project {
         batch.put(keys::counters_key(&meta.id), Counters::default().encode());
         self.db.write(batch)?;
         let mut cat = self.catalog.write();
-        cat.by_name.insert((meta.database.clone(), meta.name.clone()), meta.id);
+        cat.by_name
+            .insert((meta.database.clone(), meta.name.clone()), meta.id);
         cat.collections.insert(meta.id, meta.clone());
         Ok((meta, true))
     }
 
     /// Applies a change to a collection's catalog entry (rename, metadata, ef_search).
-    pub fn modify_collection(&self, id: &Uuid, change: impl FnOnce(&mut CollectionMeta)) -> StoreResult<CollectionMeta> {
+    pub fn modify_collection(
+        &self,
+        id: &Uuid,
+        change: impl FnOnce(&mut CollectionMeta),
+    ) -> StoreResult<CollectionMeta> {
         let _g = self.catalog_write.lock();
         let old = self.collection_meta_by_id(id)?;
         let mut new = old.clone();
@@ -257,8 +278,10 @@ impl Project {
         }
         self.db.put(keys::collection_key(id), json_bytes(&new))?;
         let mut cat = self.catalog.write();
-        cat.by_name.remove(&(old.database.clone(), old.name.clone()));
-        cat.by_name.insert((new.database.clone(), new.name.clone()), new.id);
+        cat.by_name
+            .remove(&(old.database.clone(), old.name.clone()));
+        cat.by_name
+            .insert((new.database.clone(), new.name.clone()), new.id);
         cat.collections.insert(new.id, new.clone());
         Ok(new)
     }
@@ -285,7 +308,8 @@ impl Project {
         self.db.write(batch)?;
         {
             let mut cat = self.catalog.write();
-            cat.by_name.remove(&(meta.database.clone(), meta.name.clone()));
+            cat.by_name
+                .remove(&(meta.database.clone(), meta.name.clone()));
             cat.collections.remove(&id);
         }
         if let Some(c) = self.loaded.lock().remove(&id) {
@@ -333,22 +357,29 @@ impl Project {
             data: Vec::with_capacity(counters.next_label as usize * d),
         });
         let prefix = meta.id.as_bytes();
-        let iter = self
-            .db
-            .iterator_cf(self.cf(keys::CF_VECTORS)?, IteratorMode::From(prefix, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(keys::CF_VECTORS)?,
+            IteratorMode::From(prefix, Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
             }
-            let label = keys::label_from_key(&k).ok_or_else(|| StoreError::Corrupt("vector key".into()))?;
-            let vec = keys::decode_vector(&v).ok_or_else(|| StoreError::Corrupt("vector value".into()))?;
+            let label =
+                keys::label_from_key(&k).ok_or_else(|| StoreError::Corrupt("vector key".into()))?;
+            let vec = keys::decode_vector(&v)
+                .ok_or_else(|| StoreError::Corrupt("vector value".into()))?;
             let set = vectors.get_or_insert_with(|| VectorSet {
                 dimension: vec.len(),
                 data: Vec::new(),
             });
             if vec.len() != set.dimension {
-                return Err(StoreError::Corrupt(format!("vector of dimension {} in a {}-d collection", vec.len(), set.dimension)));
+                return Err(StoreError::Corrupt(format!(
+                    "vector of dimension {} in a {}-d collection",
+                    vec.len(),
+                    set.dimension
+                )));
             }
             set.set(label, &super::distance::search_form(meta.hnsw.space, &vec));
             live.insert(label);
@@ -357,7 +388,9 @@ impl Project {
         let (graph, indexed_upto) = match vectors.as_ref() {
             Some(v) => match Graph::load(&index_dir, &meta.hnsw, v.dimension) {
                 // a graph newer than the records (e.g. a restored db/) cannot be trusted
-                Some((g, m)) if m.indexed_upto <= counters.next_label => (Some(Arc::new(g)), m.indexed_upto),
+                Some((g, m)) if m.indexed_upto <= counters.next_label => {
+                    (Some(Arc::new(g)), m.indexed_upto)
+                }
                 _ => (None, 0),
             },
             None => (None, 0),
@@ -420,7 +453,9 @@ pub fn dir_size(path: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&p) else { continue };
+        let Ok(entries) = std::fs::read_dir(&p) else {
+            continue;
+        };
         for e in entries.flatten() {
             match e.metadata() {
                 Ok(m) if m.is_dir() => stack.push(e.path()),

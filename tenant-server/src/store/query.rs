@@ -4,8 +4,8 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::Arc;
 
-use rocksdb::{Direction, IteratorMode};
 use roaring::RoaringBitmap;
+use rocksdb::{Direction, IteratorMode};
 
 use super::collection::{Collection, ServingState};
 use super::distance::distance;
@@ -86,7 +86,12 @@ impl Project {
         Ok(out)
     }
 
-    fn eval_where(&self, meta: &CollectionMeta, w: &Where, live: &RoaringBitmap) -> StoreResult<RoaringBitmap> {
+    fn eval_where(
+        &self,
+        meta: &CollectionMeta,
+        w: &Where,
+        live: &RoaringBitmap,
+    ) -> StoreResult<RoaringBitmap> {
         Ok(match w {
             Where::And(parts) => {
                 let mut acc = live.clone();
@@ -108,7 +113,9 @@ impl Project {
             Where::Cmp { key, op } => {
                 let positive = match op {
                     MetaOp::Eq(v) | MetaOp::Ne(v) => self.scan_eq(meta, key, v, false)?,
-                    MetaOp::Contains(v) | MetaOp::NotContains(v) => self.scan_eq(meta, key, v, true)?,
+                    MetaOp::Contains(v) | MetaOp::NotContains(v) => {
+                        self.scan_eq(meta, key, v, true)?
+                    }
                     MetaOp::In(vs) | MetaOp::Nin(vs) => {
                         let mut acc = RoaringBitmap::new();
                         for v in vs {
@@ -116,10 +123,14 @@ impl Project {
                         }
                         acc
                     }
-                    MetaOp::Gt(v) => self.scan_range(meta, key, v, |c| c == CmpOrdering::Greater)?,
+                    MetaOp::Gt(v) => {
+                        self.scan_range(meta, key, v, |c| c == CmpOrdering::Greater)?
+                    }
                     MetaOp::Gte(v) => self.scan_range(meta, key, v, |c| c != CmpOrdering::Less)?,
                     MetaOp::Lt(v) => self.scan_range(meta, key, v, |c| c == CmpOrdering::Less)?,
-                    MetaOp::Lte(v) => self.scan_range(meta, key, v, |c| c != CmpOrdering::Greater)?,
+                    MetaOp::Lte(v) => {
+                        self.scan_range(meta, key, v, |c| c != CmpOrdering::Greater)?
+                    }
                 };
                 if op.is_negative() {
                     live - positive
@@ -131,11 +142,20 @@ impl Project {
     }
 
     /// Labels whose metadata `key` equals `v` (or, for lists, contains it).
-    fn scan_eq(&self, meta: &CollectionMeta, key: &str, v: &Scalar, list: bool) -> StoreResult<RoaringBitmap> {
+    fn scan_eq(
+        &self,
+        meta: &CollectionMeta,
+        key: &str,
+        v: &Scalar,
+        list: bool,
+    ) -> StoreResult<RoaringBitmap> {
         let prefix = keys::mindex_value_prefix(&meta.id, key, v, list);
         let mut out = RoaringBitmap::new();
         let cf = self.cf(keys::CF_MINDEX)?;
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
             let (k, _) = item?;
             if !k.starts_with(&prefix) {
                 break;
@@ -172,7 +192,10 @@ impl Project {
         } else {
             prefix.clone()
         };
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
             let (k, _) = item?;
             if !k.starts_with(&prefix) || k.len() != prefix.len() + 12 {
                 if !k.starts_with(&prefix) {
@@ -193,20 +216,31 @@ impl Project {
         Ok(out)
     }
 
-    fn filter_documents(&self, meta: &CollectionMeta, set: &RoaringBitmap, wd: &WhereDocument) -> StoreResult<RoaringBitmap> {
+    fn filter_documents(
+        &self,
+        meta: &CollectionMeta,
+        set: &RoaringBitmap,
+        wd: &WhereDocument,
+    ) -> StoreResult<RoaringBitmap> {
         let cf = self.cf(keys::CF_RECORDS)?;
         let mut out = RoaringBitmap::new();
         let prefix = meta.id.as_bytes();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
             }
-            let Some(label) = keys::label_from_key(&k) else { continue };
+            let Some(label) = keys::label_from_key(&k) else {
+                continue;
+            };
             if !set.contains(label) {
                 continue;
             }
-            let doc = StoredRecord::decode_document(&v).ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            let doc = StoredRecord::decode_document(&v)
+                .ok_or_else(|| StoreError::Corrupt("record value".into()))?;
             if wd.matches(doc.as_deref()) {
                 out.insert(label);
             }
@@ -215,9 +249,17 @@ impl Project {
     }
 
     /// Reads records by label, in the given order, with the requested fields.
-    pub fn read_records(&self, meta: &CollectionMeta, labels: &[u32], include: Include) -> StoreResult<Vec<Record>> {
+    pub fn read_records(
+        &self,
+        meta: &CollectionMeta,
+        labels: &[u32],
+        include: Include,
+    ) -> StoreResult<Vec<Record>> {
         let (cf_records, cf_vectors) = (self.cf(keys::CF_RECORDS)?, self.cf(keys::CF_VECTORS)?);
-        let ks: Vec<[u8; 20]> = labels.iter().map(|l| keys::label_key(&meta.id, *l)).collect();
+        let ks: Vec<[u8; 20]> = labels
+            .iter()
+            .map(|l| keys::label_key(&meta.id, *l))
+            .collect();
         let values = self.db.multi_get_cf(ks.iter().map(|k| (cf_records, k)));
         let vectors = if include.embeddings {
             self.db.multi_get_cf(ks.iter().map(|k| (cf_vectors, k)))
@@ -226,10 +268,14 @@ impl Project {
         };
         let mut out = Vec::with_capacity(labels.len());
         for (i, v) in values.into_iter().enumerate() {
-            let bytes = v?.ok_or_else(|| StoreError::Corrupt("record missing for a live label".into()))?;
-            let r = StoredRecord::decode(&bytes).ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            let bytes =
+                v?.ok_or_else(|| StoreError::Corrupt("record missing for a live label".into()))?;
+            let r = StoredRecord::decode(&bytes)
+                .ok_or_else(|| StoreError::Corrupt("record value".into()))?;
             let embedding = match vectors.get(i) {
-                Some(Ok(Some(b))) => Some(keys::decode_vector(b).ok_or_else(|| StoreError::Corrupt("vector".into()))?),
+                Some(Ok(Some(b))) => Some(
+                    keys::decode_vector(b).ok_or_else(|| StoreError::Corrupt("vector".into()))?,
+                ),
                 Some(Err(e)) => return Err(e.clone().into()),
                 _ => None,
             };
@@ -258,24 +304,37 @@ impl Project {
     ) -> StoreResult<GetResult> {
         let coll = self.collection(meta)?;
         let set = self.matching_labels(&coll, meta, ids, where_, where_document)?;
-        let labels: Vec<u32> = set.iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect();
+        let labels: Vec<u32> = set
+            .iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .collect();
         let mut records = self.read_records(meta, &labels, include)?;
         // get by ids answers in the order the ids were asked for
         if let (Some(ids), None, None) = (ids, where_, where_document) {
-            let pos: std::collections::HashMap<&str, usize> =
-                ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+            let pos: std::collections::HashMap<&str, usize> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), i))
+                .collect();
             records.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
         }
         Ok(GetResult { records })
     }
 
     /// Nearest neighbours for each query embedding among the matching records.
-    pub fn query(&self, meta: &CollectionMeta, req: &QueryRequest<'_>) -> StoreResult<(Vec<Vec<QueryHit>>, Strategy)> {
+    pub fn query(
+        &self,
+        meta: &CollectionMeta,
+        req: &QueryRequest<'_>,
+    ) -> StoreResult<(Vec<Vec<QueryHit>>, Strategy)> {
         let coll = self.collection(meta)?;
         let dim = meta.dimension;
         for e in req.embeddings {
             if e.iter().any(|x| !x.is_finite()) {
-                return Err(StoreError::InvalidArgument("Query embedding contains NaN or infinite values".into()));
+                return Err(StoreError::InvalidArgument(
+                    "Query embedding contains NaN or infinite values".into(),
+                ));
             }
             if let Some(d) = dim {
                 if e.len() != d {
@@ -296,7 +355,13 @@ impl Project {
         let mut strategy = Strategy::Graph;
         for e in req.embeddings {
             let q = coll.search_vector(e);
-            let (scored, s) = nearest(&coll, &q, req.n_results, meta.hnsw.ef_search, allowed.as_ref());
+            let (scored, s) = nearest(
+                &coll,
+                &q,
+                req.n_results,
+                meta.hnsw.ef_search,
+                allowed.as_ref(),
+            );
             strategy = s;
             let labels: Vec<u32> = scored.iter().map(|(l, _)| *l).collect();
             let records = self.read_records(meta, &labels, req.include)?;
@@ -359,7 +424,9 @@ fn graph_search(
     candidates: usize,
     top: &mut TopK,
 ) {
-    let Some(vectors) = st.vectors.as_ref() else { return };
+    let Some(vectors) = st.vectors.as_ref() else {
+        return;
+    };
     let upto = st.indexed_upto;
     if let Some(graph) = st.graph.as_ref() {
         // a selective filter hides most of the graph: widen the beam in proportion
@@ -424,7 +491,11 @@ impl TopK {
         }
     }
     fn into_sorted(self) -> Vec<(u32, f32)> {
-        self.heap.into_sorted_vec().into_iter().map(|Scored(d, l)| (l, d)).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Scored(d, l)| (l, d))
+            .collect()
     }
 }
 

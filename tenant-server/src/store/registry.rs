@@ -3,7 +3,6 @@
 //! block cache and one write-buffer budget.
 
 use std::collections::HashSet;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +55,11 @@ pub struct SharedResources {
 impl SharedResources {
     fn new(cfg: &StoreConfig) -> SharedResources {
         let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
-        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(cfg.write_buffer_bytes, false, cache.clone());
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            cfg.write_buffer_bytes,
+            false,
+            cache.clone(),
+        );
         SharedResources {
             cache,
             write_buffers,
@@ -107,8 +110,9 @@ pub struct ProjectListing {
 
 struct OpenSet {
     open: LruCache<String, Arc<Project>>,
-    /// Projects being closed: reopening waits, or RocksDB's lock would refuse it.
-    closing: HashSet<String>,
+    /// Projects being opened or closed, outside the lock: others wait for them (RocksDB's
+    /// lock file refuses a second instance of one database).
+    busy: HashSet<String>,
 }
 
 pub struct Registry {
@@ -128,7 +132,7 @@ impl Registry {
             indexer: Indexer::start(),
             state: Mutex::new(OpenSet {
                 open: LruCache::unbounded(),
-                closing: HashSet::new(),
+                busy: HashSet::new(),
             }),
             closed: Condvar::new(),
             config,
@@ -155,17 +159,25 @@ impl Registry {
                 p.touch();
                 return Ok(Arc::clone(p));
             }
-            if !st.closing.contains(name) {
+            if !st.busy.contains(name) {
                 break;
             }
             self.closed.wait(&mut st);
         }
-        let project = Arc::new(Project::open(
+        st.busy.insert(name.to_string());
+        drop(st);
+        // opening creates files and syncs them: done without the lock so that other
+        // projects open in parallel
+        let opened = Project::open(
             name,
             &self.project_root(name),
             &self.shared,
             self.indexer.clone(),
-        )?);
+        );
+        let mut st = self.state.lock();
+        st.busy.remove(name);
+        self.closed.notify_all();
+        let project = Arc::new(opened?);
         st.open.put(name.to_string(), Arc::clone(&project));
         let evicted = self.pick_evictions(&mut st, name);
         drop(st);
@@ -179,16 +191,19 @@ impl Registry {
         let mut out = Vec::new();
         let mut memory: usize = st.open.iter().map(|(_, p)| p.memory_bytes()).sum();
         while st.open.len() > 1
-            && (st.open.len() > self.config.max_open_projects.max(1) || memory > self.config.max_memory_bytes)
+            && (st.open.len() > self.config.max_open_projects.max(1)
+                || memory > self.config.max_memory_bytes)
         {
-            let Some((name, p)) = st.open.pop_lru() else { break };
+            let Some((name, p)) = st.open.pop_lru() else {
+                break;
+            };
             if name == keep {
                 // the project being opened is the only one left: keep it even if over budget
                 st.open.put(name, p);
                 break;
             }
             memory = memory.saturating_sub(p.memory_bytes());
-            st.closing.insert(name);
+            st.busy.insert(name);
             out.push(p);
         }
         out
@@ -213,7 +228,7 @@ impl Registry {
         p.flush_for_close();
         drop(p);
         let mut st = self.state.lock();
-        st.closing.remove(&name);
+        st.busy.remove(&name);
         self.closed.notify_all();
         tracing::debug!(project = %name, "project closed");
     }
@@ -231,7 +246,7 @@ impl Registry {
         let mut evicted = Vec::new();
         for n in names {
             if let Some(p) = st.open.pop(&n) {
-                st.closing.insert(n);
+                st.busy.insert(n);
                 evicted.push(p);
             }
         }
@@ -244,9 +259,10 @@ impl Registry {
     /// Closes every project and waits for them; for shutdown.
     pub fn close_all(&self) {
         let mut st = self.state.lock();
-        let all: Vec<Arc<Project>> = std::iter::from_fn(|| st.open.pop_lru().map(|(_, p)| p)).collect();
+        let all: Vec<Arc<Project>> =
+            std::iter::from_fn(|| st.open.pop_lru().map(|(_, p)| p)).collect();
         for p in &all {
-            st.closing.insert(p.name.clone());
+            st.busy.insert(p.name.clone());
         }
         drop(st);
         for p in all {
@@ -262,12 +278,12 @@ impl Registry {
     pub fn delete_project(self: &Arc<Self>, name: &str) -> StoreResult<bool> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         let mut st = self.state.lock();
-        while st.closing.contains(name) {
+        while st.busy.contains(name) {
             self.closed.wait(&mut st);
         }
         let open = st.open.pop(name);
         if let Some(p) = open {
-            st.closing.insert(name.to_string());
+            st.busy.insert(name.to_string());
             drop(st);
             self.finish_close(p);
             st = self.state.lock();
@@ -285,7 +301,13 @@ impl Registry {
     /// Every project in the workspace, with figures (open ones live, closed ones as of
     /// their last close).
     pub fn list(&self) -> StoreResult<Vec<ProjectListing>> {
-        let open: Vec<Arc<Project>> = self.state.lock().open.iter().map(|(_, p)| Arc::clone(p)).collect();
+        let open: Vec<Arc<Project>> = self
+            .state
+            .lock()
+            .open
+            .iter()
+            .map(|(_, p)| Arc::clone(p))
+            .collect();
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.workspace) {
             Ok(e) => e,
@@ -293,7 +315,9 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         for e in entries.flatten() {
-            let Ok(name) = e.file_name().into_string() else { continue };
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
             if validate_name("project", &name).is_err() {
                 continue;
             }

@@ -38,7 +38,10 @@ fn new_collection(p: &Project, name: &str, space: Space) -> CollectionMeta {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -51,25 +54,42 @@ impl Lcg {
 
 fn record(i: usize, rng: &mut Lcg, dim: usize) -> RecordInput {
     let mut md = std::collections::BTreeMap::new();
-    md.insert("n".to_string(), Some(MetaValue::Scalar(Scalar::Int(rng.below(20) as i64))));
-    md.insert("f".to_string(), Some(MetaValue::Scalar(Scalar::Float(rng.below(100) as f64 / 10.0))));
+    md.insert(
+        "n".to_string(),
+        Some(MetaValue::Scalar(Scalar::Int(rng.below(20) as i64))),
+    );
+    md.insert(
+        "f".to_string(),
+        Some(MetaValue::Scalar(Scalar::Float(
+            rng.below(100) as f64 / 10.0,
+        ))),
+    );
     md.insert(
         "s".to_string(),
-        Some(MetaValue::Scalar(Scalar::Str(["red", "green", "blue", "bluest"][rng.below(4) as usize].into()))),
+        Some(MetaValue::Scalar(Scalar::Str(
+            ["red", "green", "blue", "bluest"][rng.below(4) as usize].into(),
+        ))),
     );
     if i % 3 == 0 {
-        md.insert("b".to_string(), Some(MetaValue::Scalar(Scalar::Bool(i % 2 == 0))));
+        md.insert(
+            "b".to_string(),
+            Some(MetaValue::Scalar(Scalar::Bool(i % 2 == 0))),
+        );
     }
     if i % 4 == 0 {
         md.insert(
             "tags".to_string(),
-            Some(MetaValue::List(vec![Scalar::Str(format!("t{}", rng.below(5))), Scalar::Str("all".into())])),
+            Some(MetaValue::List(vec![
+                Scalar::Str(format!("t{}", rng.below(5))),
+                Scalar::Str("all".into()),
+            ])),
         );
     }
     RecordInput {
         id: format!("id-{i}"),
         embedding: Some((0..dim).map(|_| rng.unit()).collect()),
-        document: (i % 5 != 0).then(|| format!("document {i} about {}", ["cats", "dogs", "birds"][i % 3])),
+        document: (i % 5 != 0)
+            .then(|| format!("document {i} about {}", ["cats", "dogs", "birds"][i % 3])),
         metadata: Some(md),
         uri: None,
     }
@@ -86,7 +106,8 @@ fn index_planner_agrees_with_filter_evaluator() {
     p.write(&meta, WriteMode::Add, records).unwrap();
     // some deletes and updates so the index has seen removals
     let del: Vec<String> = (0..600).step_by(7).map(|i| format!("id-{i}")).collect();
-    p.delete_records(&meta, Some(&del), None, None, None).unwrap();
+    p.delete_records(&meta, Some(&del), None, None, None)
+        .unwrap();
     let upd: Vec<RecordInput> = (1..600)
         .step_by(11)
         .map(|i| {
@@ -129,7 +150,19 @@ fn index_planner_agrees_with_filter_evaluator() {
     ];
     let coll = p.collection(&meta).unwrap();
     let all = p
-        .get_records(&meta, None, None, None, None, 0, Include { metadatas: true, documents: true, ..Include::default() })
+        .get_records(
+            &meta,
+            None,
+            None,
+            None,
+            None,
+            0,
+            Include {
+                metadatas: true,
+                documents: true,
+                ..Include::default()
+            },
+        )
         .unwrap()
         .records;
     assert_eq!(all.len(), 600 - del.len());
@@ -140,17 +173,33 @@ fn index_planner_agrees_with_filter_evaluator() {
             .filter(|r| w.matches(r.metadata.as_ref()))
             .map(|r| r.id.as_str())
             .collect();
-        let labels = p.matching_labels(&coll, &meta, None, Some(&w), None).unwrap();
-        let got = p.read_records(&meta, &labels.iter().collect::<Vec<_>>(), Include::default()).unwrap();
+        let labels = p
+            .matching_labels(&coll, &meta, None, Some(&w), None)
+            .unwrap();
+        let got = p
+            .read_records(
+                &meta,
+                &labels.iter().collect::<Vec<_>>(),
+                Include::default(),
+            )
+            .unwrap();
         let mut got: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
         let mut expected = expected;
         got.sort();
         expected.sort();
         assert_eq!(got, expected, "filter {f}");
     }
-    let wd = WhereDocument::parse(&json!({"$and": [{"$contains": "cats"}, {"$not_regex": "1\\d"}]})).unwrap().unwrap();
-    let labels = p.matching_labels(&coll, &meta, None, None, Some(&wd)).unwrap();
-    let expected = all.iter().filter(|r| wd.matches(r.document.as_deref())).count();
+    let wd =
+        WhereDocument::parse(&json!({"$and": [{"$contains": "cats"}, {"$not_regex": "1\\d"}]}))
+            .unwrap()
+            .unwrap();
+    let labels = p
+        .matching_labels(&coll, &meta, None, None, Some(&wd))
+        .unwrap();
+    let expected = all
+        .iter()
+        .filter(|r| wd.matches(r.document.as_deref()))
+        .count();
     assert_eq!(labels.len() as usize, expected);
     assert!(expected > 0);
 }
@@ -162,7 +211,13 @@ fn writes_are_atomic_and_follow_chroma_rules() {
     let p = reg.project("rules").unwrap();
     let meta = new_collection(&p, "c1", Space::L2);
     let mut rng = Lcg(1);
-    let out = p.write(&meta, WriteMode::Add, (0..10).map(|i| record(i, &mut rng, 3)).collect()).unwrap();
+    let out = p
+        .write(
+            &meta,
+            WriteMode::Add,
+            (0..10).map(|i| record(i, &mut rng, 3)).collect(),
+        )
+        .unwrap();
     assert_eq!((out.applied, out.total), (10, 10));
     let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
     assert_eq!(meta.dimension, Some(3));
@@ -173,7 +228,15 @@ fn writes_are_atomic_and_follow_chroma_rules() {
     let out = p.write(&meta, WriteMode::Add, vec![again]).unwrap();
     assert_eq!(out.applied, 0);
     let got = p
-        .get_records(&meta, Some(&["id-0".to_string()]), None, None, None, 0, Include::GET_DEFAULT)
+        .get_records(
+            &meta,
+            Some(&["id-0".to_string()]),
+            None,
+            None,
+            None,
+            0,
+            Include::GET_DEFAULT,
+        )
         .unwrap();
     assert_ne!(got.records[0].document.as_deref(), Some("changed"));
 
@@ -185,7 +248,10 @@ fn writes_are_atomic_and_follow_chroma_rules() {
     let mut dup = vec![record(30, &mut rng, 3), record(30, &mut rng, 3)];
     dup[0].id = "same".into();
     dup[1].id = "same".into();
-    assert!(matches!(p.write(&meta, WriteMode::Add, dup), Err(super::StoreError::DuplicateId(_))));
+    assert!(matches!(
+        p.write(&meta, WriteMode::Add, dup),
+        Err(super::StoreError::DuplicateId(_))
+    ));
 
     // update of unknown ids is ignored; upsert inserts
     let ghost = RecordInput {
@@ -193,9 +259,17 @@ fn writes_are_atomic_and_follow_chroma_rules() {
         document: Some("boo".into()),
         ..Default::default()
     };
-    assert_eq!(p.write(&meta, WriteMode::Update, vec![ghost]).unwrap().applied, 0);
+    assert_eq!(
+        p.write(&meta, WriteMode::Update, vec![ghost])
+            .unwrap()
+            .applied,
+        0
+    );
     let up = record(40, &mut rng, 3);
-    assert_eq!(p.write(&meta, WriteMode::Upsert, vec![up]).unwrap().total, 11);
+    assert_eq!(
+        p.write(&meta, WriteMode::Upsert, vec![up]).unwrap().total,
+        11
+    );
 
     // a new embedding moves the record: queries find it at its new place
     let moved = RecordInput {
@@ -226,8 +300,14 @@ fn writes_are_atomic_and_follow_chroma_rules() {
 
 fn wait_indexed(p: &Project, id: &Uuid) {
     let start = Instant::now();
-    while p.indexing_status(id).is_some_and(|(_, unindexed)| unindexed > 0) {
-        assert!(start.elapsed() < Duration::from_secs(60), "indexer did not catch up");
+    while p
+        .indexing_status(id)
+        .is_some_and(|(_, unindexed)| unindexed > 0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "indexer did not catch up"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -243,13 +323,23 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
         let p = reg.project("graphs").unwrap();
         meta = new_collection(&p, "c1", Space::Cosine);
         let mut rng = Lcg(3);
-        p.write(&meta, WriteMode::Add, (0..n).map(|i| record(i, &mut rng, dim)).collect()).unwrap();
+        p.write(
+            &meta,
+            WriteMode::Add,
+            (0..n).map(|i| record(i, &mut rng, dim)).collect(),
+        )
+        .unwrap();
         wait_indexed(&p, &meta.id);
         drop(p);
         reg.close_all();
     }
     // the graph was written on close
-    assert!(dir.path().join("graphs/knowledge-graph/index").join(meta.id.to_string()).join("manifest.json").exists());
+    assert!(dir
+        .path()
+        .join("graphs/knowledge-graph/index")
+        .join(meta.id.to_string())
+        .join("manifest.json")
+        .exists());
     let reg = registry(dir.path());
     let p = reg.project("graphs").unwrap();
     let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
@@ -260,8 +350,12 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
         assert_eq!(st.unindexed(), 0);
     }
     // delete half: the tombstones exceed the rebuild threshold
-    let del: Vec<String> = (0..n).filter(|i| i % 2 == 0).map(|i| format!("id-{i}")).collect();
-    p.delete_records(&meta, Some(&del), None, None, None).unwrap();
+    let del: Vec<String> = (0..n)
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("id-{i}"))
+        .collect();
+    p.delete_records(&meta, Some(&del), None, None, None)
+        .unwrap();
     let start = Instant::now();
     loop {
         let st = coll.state.read();
@@ -269,15 +363,27 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
             break;
         }
         drop(st);
-        assert!(start.elapsed() < Duration::from_secs(60), "graph was not rebuilt");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "graph was not rebuilt"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // unfiltered queries go through the graph and never return deleted records
-    let q: Vec<Vec<f32>> = (0..20).map(|i| (0..dim).map(|j| ((i * 7 + j) as f32).sin()).collect()).collect();
+    let q: Vec<Vec<f32>> = (0..20)
+        .map(|i| (0..dim).map(|j| ((i * 7 + j) as f32).sin()).collect())
+        .collect();
     let (hits, strategy) = p
         .query(
             &meta,
-            &QueryRequest { embeddings: &q, n_results: 10, ids: None, where_: None, where_document: None, include: Include::default() },
+            &QueryRequest {
+                embeddings: &q,
+                n_results: 10,
+                ids: None,
+                where_: None,
+                where_document: None,
+                include: Include::default(),
+            },
         )
         .unwrap();
     assert_eq!(strategy, Strategy::Graph);

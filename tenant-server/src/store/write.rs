@@ -40,12 +40,18 @@ struct Change {
 }
 
 /// Checks a batch before anything is looked up or written.
-pub fn validate_batch(meta: &CollectionMeta, mode: WriteMode, records: &[RecordInput]) -> StoreResult<Option<usize>> {
+pub fn validate_batch(
+    meta: &CollectionMeta,
+    mode: WriteMode,
+    records: &[RecordInput],
+) -> StoreResult<Option<usize>> {
     let mut seen = HashSet::with_capacity(records.len());
     let mut dups = Vec::new();
     for r in records {
         if r.id.is_empty() {
-            return Err(StoreError::InvalidArgument("Expected ids to be non-empty strings".into()));
+            return Err(StoreError::InvalidArgument(
+                "Expected ids to be non-empty strings".into(),
+            ));
         }
         if !seen.insert(r.id.as_str()) && dups.len() < 10 {
             dups.push(r.id.clone());
@@ -58,7 +64,10 @@ pub fn validate_batch(meta: &CollectionMeta, mode: WriteMode, records: &[RecordI
     for r in records {
         if let Some(e) = &r.embedding {
             if e.is_empty() {
-                return Err(StoreError::InvalidArgument(format!("Embedding for id [{}] is empty", r.id)));
+                return Err(StoreError::InvalidArgument(format!(
+                    "Embedding for id [{}] is empty",
+                    r.id
+                )));
             }
             if e.iter().any(|x| !x.is_finite()) {
                 return Err(StoreError::InvalidArgument(format!(
@@ -92,7 +101,9 @@ fn validate_metadata(md: &BTreeMap<String, Option<MetaValue>>) -> StoreResult<()
     use super::types::Scalar;
     for (k, v) in md {
         if k.is_empty() {
-            return Err(StoreError::InvalidArgument("Metadata keys must be non-empty strings".into()));
+            return Err(StoreError::InvalidArgument(
+                "Metadata keys must be non-empty strings".into(),
+            ));
         }
         if k.starts_with('#') || k.starts_with('$') {
             return Err(StoreError::InvalidArgument(format!(
@@ -102,11 +113,15 @@ fn validate_metadata(md: &BTreeMap<String, Option<MetaValue>>) -> StoreResult<()
         let bad_float = |s: &Scalar| matches!(s, Scalar::Float(f) if !f.is_finite());
         match v {
             Some(MetaValue::Scalar(s)) if bad_float(s) => {
-                return Err(StoreError::InvalidArgument(format!("Metadata value for [{k}] is not finite")))
+                return Err(StoreError::InvalidArgument(format!(
+                    "Metadata value for [{k}] is not finite"
+                )))
             }
             Some(MetaValue::List(items)) => {
                 if items.is_empty() {
-                    return Err(StoreError::InvalidArgument(format!("Metadata list for [{k}] is empty")));
+                    return Err(StoreError::InvalidArgument(format!(
+                        "Metadata list for [{k}] is empty"
+                    )));
                 }
                 let kind = |s: &Scalar| std::mem::discriminant(s);
                 let first = kind(&items[0]);
@@ -122,9 +137,17 @@ fn validate_metadata(md: &BTreeMap<String, Option<MetaValue>>) -> StoreResult<()
     Ok(())
 }
 
-fn merge_metadata(old: Option<Metadata>, change: Option<BTreeMap<String, Option<MetaValue>>>, replace: bool) -> Option<Metadata> {
+fn merge_metadata(
+    old: Option<Metadata>,
+    change: Option<BTreeMap<String, Option<MetaValue>>>,
+    replace: bool,
+) -> Option<Metadata> {
     let Some(change) = change else { return old };
-    let mut md = if replace { Metadata::new() } else { old.unwrap_or_default() };
+    let mut md = if replace {
+        Metadata::new()
+    } else {
+        old.unwrap_or_default()
+    };
     for (k, v) in change {
         match v {
             Some(v) => {
@@ -140,7 +163,12 @@ fn merge_metadata(old: Option<Metadata>, change: Option<BTreeMap<String, Option<
 
 impl Project {
     /// Applies `records` to the collection `meta` in one atomic batch.
-    pub fn write(&self, meta: &CollectionMeta, mode: WriteMode, records: Vec<RecordInput>) -> StoreResult<WriteOutcome> {
+    pub fn write(
+        &self,
+        meta: &CollectionMeta,
+        mode: WriteMode,
+        records: Vec<RecordInput>,
+    ) -> StoreResult<WriteOutcome> {
         let new_dim = validate_batch(meta, mode, &records)?;
         let coll = self.collection(meta)?;
         let _writer = coll.write_lock.lock();
@@ -174,11 +202,18 @@ impl Project {
                 .enumerate()
                 .filter_map(|(i, l)| l.map(|l| (i, keys::label_key(&id, l))))
                 .collect();
-            let fetched = self.db.multi_get_cf(label_keys.iter().map(|(_, k)| (cf_records, k)));
+            let fetched = self
+                .db
+                .multi_get_cf(label_keys.iter().map(|(_, k)| (cf_records, k)));
             let mut out = vec![None; records.len()];
             for ((i, _), v) in label_keys.iter().zip(fetched) {
-                let bytes = v?.ok_or_else(|| StoreError::Corrupt(format!("record for id [{}] missing", records[*i].id)))?;
-                out[*i] = Some(StoredRecord::decode(&bytes).ok_or_else(|| StoreError::Corrupt("record value".into()))?);
+                let bytes = v?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("record for id [{}] missing", records[*i].id))
+                })?;
+                out[*i] = Some(
+                    StoredRecord::decode(&bytes)
+                        .ok_or_else(|| StoreError::Corrupt("record value".into()))?,
+                );
             }
             out
         };
@@ -212,9 +247,9 @@ impl Project {
                 (Some(l), None) => l,
                 _ => {
                     let l = counters.next_label;
-                    counters.next_label = l
-                        .checked_add(1)
-                        .ok_or_else(|| StoreError::InvalidArgument("collection label space exhausted".into()))?;
+                    counters.next_label = l.checked_add(1).ok_or_else(|| {
+                        StoreError::InvalidArgument("collection label space exhausted".into())
+                    })?;
                     l
                 }
             };
@@ -238,7 +273,11 @@ impl Project {
             }
             batch.put_cf(cf_records, keys::label_key(&id, label), record.encode());
             if let Some(e) = &r.embedding {
-                batch.put_cf(cf_vectors, keys::label_key(&id, label), keys::encode_vector(e));
+                batch.put_cf(
+                    cf_vectors,
+                    keys::label_key(&id, label),
+                    keys::encode_vector(e),
+                );
             }
             batch.put_cf(cf_ids, keys::id_key(&id, &r.id), label.to_be_bytes());
             changes.push(Change {
@@ -284,7 +323,8 @@ impl Project {
         let coll = self.collection(meta)?;
         let _writer = coll.write_lock.lock();
         let id = meta.id;
-        let mut labels: RoaringBitmap = self.matching_labels(&coll, meta, ids, where_, where_document)?;
+        let mut labels: RoaringBitmap =
+            self.matching_labels(&coll, meta, ids, where_, where_document)?;
         if let Some(limit) = limit {
             labels = labels.iter().take(limit).collect();
         }
@@ -298,9 +338,13 @@ impl Project {
         let label_keys: Vec<[u8; 20]> = labels.iter().map(|l| keys::label_key(&id, l)).collect();
         let mut batch = WriteBatch::default();
         let mut deleted = 0u64;
-        for (k, v) in label_keys.iter().zip(self.db.multi_get_cf(label_keys.iter().map(|k| (cf_records, k)))) {
+        for (k, v) in label_keys.iter().zip(
+            self.db
+                .multi_get_cf(label_keys.iter().map(|k| (cf_records, k))),
+        ) {
             let Some(bytes) = v? else { continue };
-            let rec = StoredRecord::decode(&bytes).ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            let rec = StoredRecord::decode(&bytes)
+                .ok_or_else(|| StoreError::Corrupt("record value".into()))?;
             let label = keys::label_from_key(k).unwrap_or_default();
             if let Some(md) = &rec.metadata {
                 for mk in keys::mindex_entries(&id, label, md) {
@@ -330,7 +374,12 @@ impl Project {
 
 fn apply_changes(coll: &Arc<Collection>, dim: Option<usize>, changes: Vec<Change>) {
     let mut st = coll.state.write();
-    for Change { label, old_label, vector } in changes {
+    for Change {
+        label,
+        old_label,
+        vector,
+    } in changes
+    {
         if let Some(v) = vector {
             let set = st.vectors.get_or_insert_with(|| VectorSet {
                 dimension: dim.unwrap_or(v.len()),

@@ -1,0 +1,202 @@
+//! Starting and stopping a tenant server, and reading its memory use.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use quiver_client::QuiverClient;
+
+/// A `quiver-tenant-server` started by the bench on a temporary workspace; stopped
+/// (SIGTERM, then SIGKILL) when dropped.
+pub struct SpawnedServer {
+    child: Option<Child>,
+    url: String,
+    log_path: PathBuf,
+    // Kept so that the workspace lives as long as the server; removed on drop.
+    _dir: tempfile::TempDir,
+}
+
+impl SpawnedServer {
+    /// Starts `binary --host 127.0.0.1 --port P --workspace DIR [extra...]` on a free
+    /// port, with its output in `DIR/../server.log`.
+    pub fn start(binary: &Path, extra_args: &[String]) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("quiver-bench-")
+            .tempdir()
+            .context("creating the temporary workspace")?;
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir(&workspace)?;
+        let log_path = dir.path().join("server.log");
+        let log = File::create(&log_path)?;
+        let port = free_port()?;
+        let child = Command::new(binary)
+            .arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--workspace")
+            .arg(&workspace)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(SpawnedServer {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            _dir: dir,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Polls `/api/v1/heartbeat` until it answers, the server exits, or `timeout` passes.
+    pub async fn wait_ready(
+        &mut self,
+        client: &QuiverClient,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if client.heartbeat().await.is_ok() {
+                return Ok(start.elapsed());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "the server exited with {status} before answering:\n{}",
+                        self.log_tail(30)
+                    );
+                }
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "the server did not answer within {timeout:?}:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last `n` lines of the server's output.
+    pub fn log_tail(&self, n: usize) -> String {
+        let Ok(f) = File::open(&self.log_path) else {
+            return String::new();
+        };
+        let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Sends SIGTERM, waits up to `grace`, then kills. Returns how the server ended.
+    pub fn stop(&mut self, grace: Duration) -> String {
+        let Some(mut child) = self.child.take() else {
+            return "not running".to_owned();
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            return format!("had already exited ({status})");
+        }
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return format!("stopped by SIGTERM ({status})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        format!("killed after {grace:?} without exiting on SIGTERM")
+    }
+}
+
+impl Drop for SpawnedServer {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Resident memory of a process, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rss {
+    /// Current resident set size (VmRSS), KiB.
+    pub rss_kib: u64,
+    /// Peak resident set size (VmHWM), KiB.
+    pub hwm_kib: u64,
+}
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} MiB (peak {:.1} MiB)",
+            self.rss_kib as f64 / 1024.0,
+            self.hwm_kib as f64 / 1024.0
+        )
+    }
+}
+
+/// Reads VmRSS and VmHWM of `pid`; `None` if the process or the fields are missing.
+pub fn read_rss(pid: u32) -> Option<Rss> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status(&status)
+}
+
+fn parse_status(status: &str) -> Option<Rss> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(Rss {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_status() {
+        let s = "Name:\tquiver\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n";
+        let r = parse_status(s).unwrap();
+        assert_eq!((r.rss_kib, r.hwm_kib), (102400, 204800));
+        assert_eq!(r.to_string(), "100.0 MiB (peak 200.0 MiB)");
+        assert!(parse_status("Name:\tx\n").is_none());
+    }
+
+    #[test]
+    fn reads_own_rss() {
+        let r = read_rss(std::process::id()).unwrap();
+        assert!(r.rss_kib > 0 && r.hwm_kib >= r.rss_kib);
+    }
+}
