@@ -624,12 +624,12 @@ async fn ingest(
     let (wait, info, done) = wait_indexed(&ctx.client, &project, coll, timeout).await?;
     let mut note = format!(
         "index wait; rate = n/(ingest+wait); count {}, indexed {}",
-        info.count, info.indexing.indexed
+        info.count, info.indexing.unwrap_or_default().indexed
     );
     if !done {
         note = format!(
             "TIMEOUT: {} still unindexed; {note}",
-            info.indexing.unindexed
+            info.indexing.unwrap_or_default().unindexed
         );
     }
     if info.count as usize != expected || info.dimension != Some(dim) {
@@ -663,7 +663,7 @@ async fn wait_indexed(
             .get_collection(project, coll)
             .await
             .with_context(|| format!("polling {project}/{coll}"))?;
-        if info.indexing.unindexed == 0 {
+        if info.indexing.is_some_and(|i| i.unindexed == 0) {
             return Ok((start.elapsed(), info, true));
         }
         if start.elapsed() >= timeout {

@@ -172,8 +172,9 @@ pub struct CollectionInfo {
     pub dimension: Option<usize>,
     /// HNSW configuration in force.
     pub configuration: CollectionConfiguration,
-    /// Indexing progress.
-    pub indexing: IndexingStatus,
+    /// Indexing progress; `null` while the collection is not loaded on the server
+    /// (nothing of it is pending in memory then).
+    pub indexing: Option<IndexingStatus>,
 }
 
 /// `GET /api/v1/{project}/collections`.
@@ -245,12 +246,80 @@ pub enum Include {
     Uris,
 }
 
+/// Embeddings on the wire as base64 strings of packed little-endian float32 (what the
+/// chromadb client sends too); reading accepts those or lists of numbers.
+pub mod packed_embeddings {
+    use base64::Engine;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneEmbedding {
+        List(Vec<f32>),
+        Packed(String),
+    }
+
+    fn encode(v: &[f32]) -> String {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    fn decode<E: Error>(e: OneEmbedding) -> Result<Vec<f32>, E> {
+        match e {
+            OneEmbedding::List(v) => Ok(v),
+            OneEmbedding::Packed(s) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(E::custom)?;
+                if bytes.len() % 4 != 0 {
+                    return Err(E::custom("packed embedding is not whole float32 values"));
+                }
+                Ok(bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect())
+            }
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|e| encode(e)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+        Vec::<OneEmbedding>::deserialize(d)?
+            .into_iter()
+            .map(decode)
+            .collect()
+    }
+
+    pub mod optional {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &Option<Vec<Vec<f32>>>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Vec<f32>>>, D::Error> {
+            Option::<Vec<OneEmbedding>>::deserialize(d)?
+                .map(|v| v.into_iter().map(decode).collect())
+                .transpose()
+        }
+    }
+}
+
 /// Body of `add` and `upsert`. The optional lists, when given, must have one entry per id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AddRequest {
     /// Record ids.
     pub ids: Vec<String>,
-    /// One embedding per id.
+    /// One embedding per id (sent as base64 of little-endian float32, the fastest form
+    /// for the server to read; lists of numbers are accepted too).
+    #[serde(with = "packed_embeddings")]
     pub embeddings: Vec<Vec<f32>>,
     /// One document (or `None`) per id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,7 +350,7 @@ pub struct UpdateRequest {
     /// Record ids.
     pub ids: Vec<String>,
     /// New embeddings, one per id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "packed_embeddings::optional")]
     pub embeddings: Option<Vec<Vec<f32>>>,
     /// New documents, one per id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -532,10 +601,10 @@ mod tests {
         assert_eq!(h.max_neighbors, Some(16));
         assert_eq!(
             c.indexing,
-            IndexingStatus {
+            Some(IndexingStatus {
                 indexed: 2,
                 unindexed: 1
-            }
+            })
         );
         assert_eq!(serde_json::to_value(&c).unwrap(), v);
     }

@@ -114,17 +114,17 @@ async fn projects_are_created_on_first_access_and_listed_with_stats() {
     assert_eq!(r.ok(), &json!({"project": "alpha", "collections": []}));
     assert!(s.workspace().join("alpha/knowledge-graph/db").is_dir());
 
-    s.create_collection("alpha", "c1", json!({})).await;
-    s.create_collection("alpha", "c2", json!({})).await;
+    s.create_collection("alpha", "coll1", json!({})).await;
+    s.create_collection("alpha", "coll2", json!({})).await;
     s.add(
         "alpha",
-        "c1",
+        "coll1",
         &json!({"ids": ["a", "b", "c"], "embeddings": [[1, 0], [0, 1], [1, 1]], "documents": ["x", "y", "z"]}),
     )
     .await;
     s.add(
         "alpha",
-        "c2",
+        "coll2",
         &json!({"ids": ["a", "b"], "embeddings": [[1, 0], [0, 1]]}),
     )
     .await;
@@ -166,7 +166,7 @@ async fn projects_are_created_on_first_access_and_listed_with_stats() {
 
     // the figures follow deletes
     let d = s
-        .post(&cpath("alpha", "c1", "/delete"), &json!({"ids": ["a"]}))
+        .post(&cpath("alpha", "coll1", "/delete"), &json!({"ids": ["a"]}))
         .await;
     assert_eq!(d.ok()["deleted"], json!(1));
     let list = s.get("/api/v1/projects").await;
@@ -181,14 +181,14 @@ async fn projects_are_created_on_first_access_and_listed_with_stats() {
 #[tokio::test]
 async fn delete_project_removes_it() {
     let s = TestServer::start(&[]).await;
-    s.create_collection("doomed", "c", json!({})).await;
+    s.create_collection("doomed", "coll", json!({})).await;
     s.add(
         "doomed",
-        "c",
+        "coll",
         &json!({"ids": ["a"], "embeddings": [[1, 2]]}),
     )
     .await;
-    s.create_collection("keeper", "c", json!({})).await;
+    s.create_collection("keeper", "coll", json!({})).await;
     assert!(s.workspace().join("doomed").is_dir());
 
     let r = s.delete("/api/v1/doomed").await;
@@ -217,7 +217,7 @@ async fn delete_project_removes_it() {
     // accessing it again starts an empty project
     let r = s.get("/api/v1/doomed/collections").await;
     assert_eq!(r.ok(), &json!({"project": "doomed", "collections": []}));
-    s.get(&cpath("doomed", "c", ""))
+    s.get(&cpath("doomed", "coll", ""))
         .await
         .err(404, "NotFoundError");
 }
@@ -320,7 +320,7 @@ async fn collection_space_is_used_for_distances() {
     let p = "spaces";
     let data = json!({"ids": ["a"], "embeddings": [[3.0, 4.0]]});
     s.create_collection(p, "default", json!({})).await;
-    s.create_collection(p, "l2", json!({"configuration": {"hnsw": {"space": "l2"}}}))
+    s.create_collection(p, "space-l2", json!({"configuration": {"hnsw": {"space": "l2"}}}))
         .await;
     s.create_collection(p, "ip", json!({"metadata": {"hnsw:space": "ip"}}))
         .await;
@@ -340,7 +340,7 @@ async fn collection_space_is_used_for_distances() {
 #[tokio::test]
 async fn collection_json_has_indexing_object() {
     let s = TestServer::start(&[]).await;
-    let c = s.create_collection("proj", "c", json!({})).await;
+    let c = s.create_collection("proj", "coll", json!({})).await;
     // documented shape: "indexing": {"indexed", "unindexed"}
     assert!(
         c["indexing"].is_object(),
@@ -348,11 +348,11 @@ async fn collection_json_has_indexing_object() {
     );
     s.add(
         "proj",
-        "c",
+        "coll",
         &json!({"ids": ["a", "b"], "embeddings": [[1, 0], [0, 1]]}),
     )
     .await;
-    let c = s.collection("proj", "c").await;
+    let c = s.collection("proj", "coll").await;
     let ix = &c["indexing"];
     assert_eq!(keys(ix), strs(&["indexed", "unindexed"]), "{c}");
     assert_eq!(
@@ -463,26 +463,26 @@ async fn modify_collection() {
 async fn delete_collection_and_recreate_is_empty() {
     let s = TestServer::start(&[]).await;
     let p = "proj";
-    let first = s.create_collection(p, "c", json!({})).await;
+    let first = s.create_collection(p, "coll", json!({})).await;
     s.create_collection(p, "other", json!({})).await;
     s.add(
         p,
-        "c",
+        "coll",
         &json!({"ids": ["a", "b"], "embeddings": [[1, 2, 3], [4, 5, 6]]}),
     )
     .await;
     s.add(p, "other", &json!({"ids": ["a"], "embeddings": [[1, 2]]}))
         .await;
 
-    let r = s.delete(&cpath(p, "c", "")).await;
+    let r = s.delete(&cpath(p, "coll", "")).await;
     let body = r.ok();
     assert_eq!(keys(body), strs(&["project", "message"]));
     assert_eq!(body["project"], json!(p));
-    s.get(&cpath(p, "c", "")).await.err(404, "NotFoundError");
-    s.get(&cpath(p, "c", "/count"))
+    s.get(&cpath(p, "coll", "")).await.err(404, "NotFoundError");
+    s.get(&cpath(p, "coll", "/count"))
         .await
         .err(404, "NotFoundError");
-    s.delete(&cpath(p, "c", "")).await.err(404, "NotFoundError");
+    s.delete(&cpath(p, "coll", "")).await.err(404, "NotFoundError");
     let list = s.get(&format!("/api/v1/{p}/collections")).await;
     let names: Vec<&str> = list.ok()["collections"]
         .as_array()
@@ -493,17 +493,17 @@ async fn delete_collection_and_recreate_is_empty() {
     assert_eq!(names, ["other"]);
 
     // a new collection with the same name starts empty, with no dimension
-    let again = s.create_collection(p, "c", json!({})).await;
+    let again = s.create_collection(p, "coll", json!({})).await;
     assert_ne!(again["id"], first["id"]);
     assert_eq!(again["count"], json!(0));
     assert_eq!(again["dimension"], Value::Null);
-    assert_eq!(s.count(p, "c").await, 0);
-    let got = s.get_records(p, "c", &json!({"ids": ["a", "b"]})).await;
+    assert_eq!(s.count(p, "coll").await, 0);
+    let got = s.get_records(p, "coll", &json!({"ids": ["a", "b"]})).await;
     assert_eq!(got["ids"], json!([]));
     let q = s
         .query(
             p,
-            "c",
+            "coll",
             &json!({"query_embeddings": [[1, 2]], "n_results": 5}),
         )
         .await;
@@ -519,16 +519,16 @@ async fn get_or_create_returns_existing() {
     let first = s
         .create_collection(
             p,
-            "c",
+            "coll",
             json!({"metadata": {"v": 1}, "configuration": {"hnsw": {"space": "l2"}}}),
         )
         .await;
-    s.add(p, "c", &json!({"ids": ["a"], "embeddings": [[1, 2]]}))
+    s.add(p, "coll", &json!({"ids": ["a"], "embeddings": [[1, 2]]}))
         .await;
     let r = s
         .post(
             &format!("/api/v1/{p}/collections"),
-            &json!({"name": "c", "get_or_create": true, "metadata": {"v": 2}}),
+            &json!({"name": "coll", "get_or_create": true, "metadata": {"v": 2}}),
         )
         .await;
     let c = &r.ok()["collection"];
@@ -536,7 +536,7 @@ async fn get_or_create_returns_existing() {
     assert_eq!(c["count"], json!(1));
     assert_eq!(c["dimension"], json!(2));
     assert_eq!(c["configuration"]["hnsw"]["space"], json!("l2"));
-    assert_eq!(s.count(p, "c").await, 1);
+    assert_eq!(s.count(p, "coll").await, 1);
 
     // get_or_create of a new name creates it
     let r = s
@@ -553,43 +553,43 @@ async fn get_or_create_returns_existing() {
 async fn dimension_is_null_until_first_add_then_fixed() {
     let s = TestServer::start(&[]).await;
     let p = "proj";
-    let c = s.create_collection(p, "c", json!({})).await;
+    let c = s.create_collection(p, "coll", json!({})).await;
     assert_eq!(c["dimension"], Value::Null);
     // a rejected add does not fix it
     s.post(
-        &cpath(p, "c", "/add"),
+        &cpath(p, "coll", "/add"),
         &json!({"ids": ["a"], "embeddings": [[]]}),
     )
     .await
     .err(400, "InvalidArgumentError");
-    assert_eq!(s.collection(p, "c").await["dimension"], Value::Null);
+    assert_eq!(s.collection(p, "coll").await["dimension"], Value::Null);
 
-    s.add(p, "c", &json!({"ids": ["a"], "embeddings": [[1, 2, 3]]}))
+    s.add(p, "coll", &json!({"ids": ["a"], "embeddings": [[1, 2, 3]]}))
         .await;
-    assert_eq!(s.collection(p, "c").await["dimension"], json!(3));
+    assert_eq!(s.collection(p, "coll").await["dimension"], json!(3));
     let r = s
         .post(
-            &cpath(p, "c", "/add"),
+            &cpath(p, "coll", "/add"),
             &json!({"ids": ["b"], "embeddings": [[1, 2]]}),
         )
         .await;
     r.err(400, "InvalidDimension");
     // deleting every record keeps the dimension
-    s.post(&cpath(p, "c", "/delete"), &json!({"ids": ["a"]}))
+    s.post(&cpath(p, "coll", "/delete"), &json!({"ids": ["a"]}))
         .await
         .ok();
-    assert_eq!(s.count(p, "c").await, 0);
-    let c = s.collection(p, "c").await;
+    assert_eq!(s.count(p, "coll").await, 0);
+    let c = s.collection(p, "coll").await;
     assert_eq!(c["dimension"], json!(3));
     s.post(
-        &cpath(p, "c", "/add"),
+        &cpath(p, "coll", "/add"),
         &json!({"ids": ["b"], "embeddings": [[1, 2]]}),
     )
     .await
     .err(400, "InvalidDimension");
-    s.add(p, "c", &json!({"ids": ["b"], "embeddings": [[4, 5, 6]]}))
+    s.add(p, "coll", &json!({"ids": ["b"], "embeddings": [[4, 5, 6]]}))
         .await;
-    assert_eq!(s.count(p, "c").await, 1);
+    assert_eq!(s.count(p, "coll").await, 1);
 }
 
 #[tokio::test]
@@ -1911,7 +1911,7 @@ async fn long_project_names_work() {
         let r = s
             .post(
                 &format!("/api/v1/{name}/collections"),
-                &json!({"name": "c1"}),
+                &json!({"name": "coll1"}),
             )
             .await;
         assert_eq!(r.status, 200, "project name of {len} chars: {}", r.text);

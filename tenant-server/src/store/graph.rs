@@ -117,22 +117,18 @@ impl Graph {
         }
     }
 
-    /// The `k` nearest points accepted by `keep`, as (label, graph distance). The graph
-    /// distance only orders; callers re-score with the collection's distance.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        keep: &dyn Fn(usize) -> bool,
-    ) -> Vec<usize> {
+    /// The `k` nearest points, nearest first, as labels. The graph's distance only orders;
+    /// callers re-score with the collection's distance and drop labels they do not want.
+    ///
+    /// Never pass hnsw_rs a filter: with one, its search gives up the early exit and walks
+    /// the whole graph. Callers over-fetch and filter afterwards instead.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<usize> {
         if query.len() != self.dimension || k == 0 {
             return Vec::new();
         }
-        let filter = |id: &usize| keep(*id);
         let found = match &self.inner {
-            Inner::L2(o) => o.hnsw.search_filter(query, k, ef.max(k), Some(&filter)),
-            Inner::Dot(o) => o.hnsw.search_filter(query, k, ef.max(k), Some(&filter)),
+            Inner::L2(o) => o.hnsw.search(query, k, ef.max(k)),
+            Inner::Dot(o) => o.hnsw.search(query, k, ef.max(k)),
         };
         found.into_iter().map(|n| n.d_id).collect()
     }
@@ -294,7 +290,7 @@ mod tests {
         let (loaded, m) = Graph::load(&idx, &cfg, 16).expect("reload");
         assert_eq!(m.indexed_upto, 300);
         assert_eq!(loaded.len(), 300);
-        let hits = loaded.search(&pts[42], 1, 50, &|_| true);
+        let hits = loaded.search(&pts[42], 1, 50);
         assert_eq!(hits, vec![42]);
         // a dump for another configuration is not reused
         let other = HnswConfig {
@@ -315,24 +311,19 @@ mod tests {
     }
 
     #[test]
-    fn search_respects_filter() {
-        let cfg = HnswConfig {
-            space: Space::Cosine,
-            ..HnswConfig::default()
-        };
+    fn cosine_graph_finds_exact_matches() {
+        let cfg = HnswConfig { space: Space::Cosine, ..HnswConfig::default() };
         let g = Graph::new(&cfg, 8, 100);
         let pts: Vec<Vec<f32>> = points(200, 8)
             .into_iter()
             .map(|v| super::super::distance::search_form(Space::Cosine, &v))
             .collect();
-        let batch: Vec<(&[f32], usize)> = pts
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.as_slice(), i))
-            .collect();
+        let batch: Vec<(&[f32], usize)> = pts.iter().enumerate().map(|(i, v)| (v.as_slice(), i)).collect();
         g.insert(&batch);
-        let hits = g.search(&pts[10], 5, 64, &|l| l % 2 == 1);
-        assert_eq!(hits.len(), 5);
-        assert!(hits.iter().all(|l| l % 2 == 1));
+        for i in [0, 10, 199] {
+            let hits = g.search(&pts[i], 5, 64);
+            assert_eq!(hits.len(), 5);
+            assert_eq!(hits[0], i);
+        }
     }
 }

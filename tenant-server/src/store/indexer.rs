@@ -25,16 +25,38 @@ pub struct Indexer {
     tx: Sender<Weak<Collection>>,
 }
 
+/// Indexing is background work: its threads run at a lower scheduling priority so that
+/// requests keep the CPU when both compete.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with who = 0 changes only the calling thread on Linux.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 impl Indexer {
     pub fn start() -> Indexer {
         let (tx, rx) = channel::<Weak<Collection>>();
         let spawned = thread::Builder::new()
             .name("quiver-indexer".into())
             .spawn(move || {
+                lower_priority();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .thread_name(|i| format!("quiver-index-{i}"))
+                    .start_handler(|_| lower_priority())
+                    .build();
+                let pool = match pool {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!("cannot start the indexing thread pool: {e}");
+                        return;
+                    }
+                };
                 while let Ok(job) = rx.recv() {
                     if let Some(c) = job.upgrade() {
                         c.index_queued.store(false, Ordering::SeqCst);
-                        catch_up(&c);
+                        pool.install(|| catch_up(&c));
                     }
                 }
             });

@@ -18,6 +18,8 @@ use super::types::{Include, Record, Scalar};
 /// Filtered queries whose candidates cost less than this many multiply-adds are answered
 /// by exact scan (perfect recall, ~2 ms at the limit); larger candidate sets use the graph.
 const EXACT_SCAN_BUDGET: usize = 8_000_000;
+/// Largest number of graph results asked for before a filtered query gives up on the graph.
+const MAX_GRAPH_FETCH: usize = 2048;
 
 pub struct GetResult {
     pub records: Vec<Record>,
@@ -428,19 +430,36 @@ fn graph_search(
         return;
     };
     let upto = st.indexed_upto;
+    let accept = |l: u32| l < upto && st.live.contains(l) && allowed.is_none_or(|a| a.contains(l));
     if let Some(graph) = st.graph.as_ref() {
-        // a selective filter hides most of the graph: widen the beam in proportion
-        let live = st.live.len().max(1) as usize;
-        let widen = (live / candidates.max(1)).clamp(1, 16);
-        let ef = ef_search.max(k).saturating_mul(widen);
-        let keep = |l: usize| {
-            let l = l as u32;
-            l < upto && st.live.contains(l) && allowed.is_none_or(|a| a.contains(l))
-        };
-        for l in graph.search(q, k, ef, &keep) {
-            if let Some(v) = vectors.get(l as u32) {
-                top.push(l as u32, distance(coll.space, v, q));
+        // Over-fetch by the share of graph points a result may not use (deleted records,
+        // filtered-out records), then widen until k acceptable points come back.
+        let graph_points = graph.len().max(1);
+        let usable = candidates.min(graph_points).max(1);
+        let mut fetch = (k * graph_points).div_ceil(usable).saturating_add(k / 2 + 2).min(graph_points);
+        loop {
+            let found = graph.search(q, fetch, ef_search.max(fetch));
+            let mut kept = 0;
+            for l in found.iter().map(|&l| l as u32).filter(|&l| accept(l)) {
+                if let Some(v) = vectors.get(l) {
+                    top.push(l, distance(coll.space, v, q));
+                    kept += 1;
+                }
             }
+            if kept >= k || fetch >= graph_points || found.len() < fetch {
+                break;
+            }
+            top.clear();
+            if fetch >= MAX_GRAPH_FETCH {
+                // the filter rejects too much of what the graph offers: scan exactly
+                for l in st.live.range(..upto).filter(|&l| accept(l)) {
+                    if let Some(v) = vectors.get(l) {
+                        top.push(l, distance(coll.space, v, q));
+                    }
+                }
+                break;
+            }
+            fetch = (fetch * 4).min(graph_points);
         }
     }
     // records the indexer has not reached yet
@@ -489,6 +508,9 @@ impl TopK {
                 self.heap.push(Scored(d, label));
             }
         }
+    }
+    fn clear(&mut self) {
+        self.heap.clear();
     }
     fn into_sorted(self) -> Vec<(u32, f32)> {
         self.heap
