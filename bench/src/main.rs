@@ -622,9 +622,12 @@ async fn ingest(
 
     let timeout = Duration::from_secs(ctx.args.index_timeout_secs);
     let (wait, info, done) = wait_indexed(&ctx.client, &project, coll, timeout).await?;
+    let indexed = info
+        .indexing
+        .map_or_else(|| "n/a (not loaded)".to_owned(), |i| i.indexed.to_string());
     let mut note = format!(
-        "index wait; rate = n/(ingest+wait); count {}, indexed {}",
-        info.count, info.indexing.unwrap_or_default().indexed
+        "index wait; rate = n/(ingest+wait); count {}, indexed {indexed}",
+        info.count
     );
     if !done {
         note = format!(
@@ -650,7 +653,8 @@ async fn ingest(
     Ok(())
 }
 
-/// Polls the collection until `indexing.unindexed == 0` or `timeout`.
+/// Polls the collection until `indexing.unindexed == 0` (or `indexing` is `null`: the
+/// collection is not loaded, so nothing is pending) or `timeout`.
 async fn wait_indexed(
     client: &QuiverClient,
     project: &str,
@@ -663,7 +667,7 @@ async fn wait_indexed(
             .get_collection(project, coll)
             .await
             .with_context(|| format!("polling {project}/{coll}"))?;
-        if info.indexing.is_some_and(|i| i.unindexed == 0) {
+        if info.indexing.is_none_or(|i| i.unindexed == 0) {
             return Ok((start.elapsed(), info, true));
         }
         if start.elapsed() >= timeout {

@@ -297,14 +297,19 @@ pub mod packed_embeddings {
     pub mod optional {
         use super::*;
 
-        pub fn serialize<S: Serializer>(v: &Option<Vec<Vec<f32>>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            v: &Option<Vec<Vec<f32>>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match v {
                 Some(v) => super::serialize(v, s),
                 None => s.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Vec<f32>>>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Vec<Vec<f32>>>, D::Error> {
             Option::<Vec<OneEmbedding>>::deserialize(d)?
                 .map(|v| v.into_iter().map(decode).collect())
                 .transpose()
@@ -350,7 +355,11 @@ pub struct UpdateRequest {
     /// Record ids.
     pub ids: Vec<String>,
     /// New embeddings, one per id.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "packed_embeddings::optional")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "packed_embeddings::optional"
+    )]
     pub embeddings: Option<Vec<Vec<f32>>>,
     /// New documents, one per id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -725,10 +734,19 @@ mod tests {
             vec!["a".into(), "b".into()],
             vec![vec![1.0, 2.0], vec![0.5, -1.0]],
         );
+        // [1.0, 2.0] packed as little-endian float32 is 00 00 80 3f 00 00 00 40
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
-            json!({"ids": ["a", "b"], "embeddings": [[1.0, 2.0], [0.5, -1.0]]})
+            json!({"ids": ["a", "b"], "embeddings": ["AACAPwAAAEA=", "AAAAPwAAgL8="]})
         );
+        // both wire forms read back to the same numbers
+        let lists: AddRequest = serde_json::from_value(
+            json!({"ids": ["a", "b"], "embeddings": [[1.0, 2.0], [0.5, -1.0]]}),
+        )
+        .unwrap();
+        let packed: AddRequest = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(lists.embeddings, packed.embeddings);
+        assert_eq!(packed.embeddings, vec![vec![1.0, 2.0], vec![0.5, -1.0]]);
         r.documents = Some(vec![Some("hello".into()), None]);
         r.metadatas = Some(vec![
             Some(

@@ -72,6 +72,10 @@ pub struct Config {
     #[arg(long, env = "QUIVER_MAX_OPEN_FILES_PER_PROJECT", default_value_t = 64)]
     pub max_open_files_per_project: i32,
 
+    /// Allow `POST /api/v2/reset` to delete every project (as Chroma's ALLOW_RESET).
+    #[arg(long, env = "ALLOW_RESET", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_reset: bool,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "QUIVER_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         &HttpOptions {
             max_body_bytes: config.max_body_bytes,
             cors_origins: config.cors_origin_list(),
+            allow_reset: config.allow_reset,
         },
     );
 

@@ -322,9 +322,9 @@ async fn collection_space_is_used_for_distances() {
     s.create_collection(p, "default", json!({})).await;
     s.create_collection(p, "space-l2", json!({"configuration": {"hnsw": {"space": "l2"}}}))
         .await;
-    s.create_collection(p, "ip", json!({"metadata": {"hnsw:space": "ip"}}))
+    s.create_collection(p, "space-ip", json!({"metadata": {"hnsw:space": "ip"}}))
         .await;
-    for c in ["default", "l2", "ip"] {
+    for c in ["default", "space-l2", "space-ip"] {
         s.add(p, c, &data).await;
     }
     let q = json!({"query_embeddings": [[1.0, 0.0]], "n_results": 1});
@@ -332,9 +332,9 @@ async fn collection_space_is_used_for_distances() {
     // cosine: 1 - 3/5
     assert_close(d(s.query(p, "default", &q).await), 0.4, "cosine default");
     // squared l2: (3-1)^2 + 4^2
-    assert_close(d(s.query(p, "l2", &q).await), 20.0, "l2");
+    assert_close(d(s.query(p, "space-l2", &q).await), 20.0, "l2");
     // ip: 1 - 3
-    assert_close(d(s.query(p, "ip", &q).await), -2.0, "ip");
+    assert_close(d(s.query(p, "space-ip", &q).await), -2.0, "ip");
 }
 
 #[tokio::test]
@@ -759,7 +759,7 @@ async fn add_upsert_update_follow_chroma_semantics() {
 #[tokio::test]
 async fn metadata_null_removes_key_and_values_keep_types() {
     let s = TestServer::start(&[]).await;
-    let (p, c) = ("proj", "md");
+    let (p, c) = ("proj", "md-coll");
     s.create_collection(p, c, json!({})).await;
     s.add(
         p,
@@ -989,7 +989,7 @@ async fn delete_by_ids_where_document_and_limit() {
 
 async fn check_query_space(space: &str) {
     let s = TestServer::start(&[]).await;
-    let (p, c) = ("proj", "q");
+    let (p, c) = ("proj", "query-coll");
     s.create_collection(p, c, json!({"configuration": {"hnsw": {"space": space}}}))
         .await;
     let n = 60;
@@ -1130,7 +1130,7 @@ async fn query_graph_path_distances_are_exact() {
 #[tokio::test]
 async fn get_by_query_params_and_body() {
     let s = TestServer::start(&[]).await;
-    let (p, c) = ("proj", "g");
+    let (p, c) = ("proj", "get-coll");
     s.create_collection(p, c, json!({})).await;
     let n = 10;
     let ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
@@ -1228,7 +1228,7 @@ async fn get_by_query_params_and_body() {
 #[tokio::test]
 async fn count_and_peek() {
     let s = TestServer::start(&[]).await;
-    let (p, c) = ("proj", "cp");
+    let (p, c) = ("proj", "count-peek");
     s.create_collection(p, c, json!({})).await;
     let r = s.get(&cpath(p, c, "/count")).await;
     assert_eq!(r.ok(), &json!({"project": p, "collection": c, "count": 0}));
@@ -1813,7 +1813,7 @@ async fn document_filters_on_get_and_query() {
 #[tokio::test]
 async fn query_filters_restrict_nearest_neighbours() {
     let s = TestServer::start(&[]).await;
-    let (p, c) = ("proj", "qf");
+    let (p, c) = ("proj", "qfilter");
     s.create_collection(p, c, json!({"configuration": {"hnsw": {"space": "l2"}}}))
         .await;
     let n = 40;

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod parse;
 pub mod v1;
+pub mod v2;
 
 use std::sync::Arc;
 
@@ -18,12 +19,15 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// Whether `POST /api/v2/reset` may delete every project.
+    pub allow_reset: bool,
 }
 
 pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// `None` allows any origin.
     pub cors_origins: Option<Vec<String>>,
+    pub allow_reset: bool,
 }
 
 pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
@@ -46,9 +50,13 @@ pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
             .allow_headers(Any),
     };
     v1::routes()
+        .merge(v2::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(AppState { registry })
+        .with_state(AppState {
+            registry,
+            allow_reset: opts.allow_reset,
+        })
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .layer(cors)

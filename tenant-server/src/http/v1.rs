@@ -74,7 +74,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Runs blocking store work off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -82,11 +82,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
 }
 
-fn project(state: &AppState, name: &str) -> ApiResult<Arc<Project>> {
+pub(super) fn project(state: &AppState, name: &str) -> ApiResult<Arc<Project>> {
     Ok(state.registry.project(name)?)
 }
 
-fn nanos_now() -> u128 {
+pub(super) fn nanos_now() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -168,7 +168,7 @@ async fn list_collections(
     .await
 }
 
-fn usize_in(v: &Value, key: &str, lo: usize, hi: usize) -> ApiResult<usize> {
+pub(super) fn usize_in(v: &Value, key: &str, lo: usize, hi: usize) -> ApiResult<usize> {
     v.as_u64()
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (lo..=hi).contains(n))
@@ -403,7 +403,7 @@ async fn update(
     write(s, name, coll, body, WriteMode::Update, "updated").await
 }
 
-fn filters(body: &Map<String, Value>) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
+pub(super) fn filters(body: &Map<String, Value>) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
     let w = body
         .get("where")
         .map(Where::parse)

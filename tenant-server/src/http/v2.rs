@@ -1,0 +1,649 @@
+//! The Chroma v2 API (`/api/v2`) as the official `chromadb` client calls it.
+//! Tenant = project; databases and collections live inside the project's store, so the
+//! same records are visible through `/api/v1` (default database) and `/api/v2`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
+use super::parse;
+use super::v1::{blocking, filters, get_result_json, hnsw_config, nanos_now, query_result_json, usize_in};
+use super::AppState;
+use crate::store::names::validate_name;
+use crate::store::project::{check_collection_metadata, CollectionMeta};
+use crate::store::query::QueryRequest;
+use crate::store::types::{HnswConfig, Include, Space};
+use crate::store::write::WriteMode;
+use crate::store::{Project, StoreError};
+
+/// The largest batch the client may send in one add/update/upsert.
+pub const MAX_BATCH_SIZE: usize = 5461;
+
+pub fn routes() -> Router<AppState> {
+    const C: &str = "/api/v2/tenants/{tenant}/databases/{database}";
+    Router::new()
+        .route("/api/v2", get(heartbeat))
+        .route("/api/v2/", get(heartbeat))
+        .route("/api/v2/heartbeat", get(heartbeat))
+        .route("/api/v2/version", get(version))
+        .route("/api/v2/reset", post(reset))
+        .route("/api/v2/pre-flight-checks", get(preflight))
+        .route("/api/v2/auth/identity", get(identity))
+        .route("/api/v2/healthcheck", get(heartbeat))
+        .route("/api/v2/tenants", post(create_tenant))
+        .route("/api/v2/tenants/{tenant}", get(get_tenant).patch(update_tenant))
+        .route("/api/v2/tenants/{tenant}/databases", get(list_databases).post(create_database))
+        .route(
+            "/api/v2/tenants/{tenant}/databases/{database}",
+            get(get_database).delete(delete_database),
+        )
+        .route(&format!("{C}/collections"), get(list_collections).post(create_collection))
+        .route(&format!("{C}/collections_count"), get(count_collections))
+        .route(&format!("{C}/collections/by-id/{{id}}"), get(get_collection_by_id))
+        .route(
+            &format!("{C}/collections/{{collection}}"),
+            get(get_collection).put(modify_collection).delete(delete_collection),
+        )
+        .route(&format!("{C}/collections/{{collection}}/add"), post(add))
+        .route(&format!("{C}/collections/{{collection}}/update"), post(update))
+        .route(&format!("{C}/collections/{{collection}}/upsert"), post(upsert))
+        .route(&format!("{C}/collections/{{collection}}/delete"), post(delete_records))
+        .route(&format!("{C}/collections/{{collection}}/count"), get(count))
+        .route(&format!("{C}/collections/{{collection}}/get"), post(get_records))
+        .route(&format!("{C}/collections/{{collection}}/query"), post(query))
+        .route(&format!("{C}/collections/{{collection}}/fork"), post(fork))
+        .route(&format!("{C}/collections/{{collection}}/fork_count"), get(fork_count))
+        .route(&format!("{C}/collections/{{collection}}/indexing_status"), get(indexing_status))
+        .route(&format!("{C}/collections/{{collection}}/search"), post(search))
+        .route(&format!("{C}/collections/{{collection}}/functions/attach"), post(functions))
+        .route(&format!("{C}/collections/{{collection}}/functions/{{name}}"), get(functions))
+        .route(
+            &format!("{C}/collections/{{collection}}/attached_functions/{{name}}/detach"),
+            post(functions),
+        )
+}
+
+/// Chroma's names for some error cases differ from the per-project API's.
+fn chroma_error(e: StoreError) -> ApiError {
+    let mut err = ApiError::from(e);
+    match err.kind {
+        "UniqueConstraintError" => err.kind = "ChromaError",
+        "InvalidDimension" => err.kind = "InvalidArgumentError",
+        _ => {}
+    }
+    err
+}
+
+fn ok_empty() -> Json<Value> {
+    Json(json!({}))
+}
+
+async fn heartbeat() -> Json<Value> {
+    Json(json!({"nanosecond heartbeat": nanos_now()}))
+}
+
+async fn version() -> Json<Value> {
+    Json(json!(env!("CARGO_PKG_VERSION")))
+}
+
+async fn preflight() -> Json<Value> {
+    Json(json!({"max_batch_size": MAX_BATCH_SIZE, "supports_base64_encoding": true}))
+}
+
+async fn identity() -> Json<Value> {
+    Json(json!({"user_id": "", "tenant": "default_tenant", "databases": ["default_database"]}))
+}
+
+async fn reset(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    if !s.allow_reset {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "AuthorizationError",
+            message: "Resetting is not allowed by this configuration (set ALLOW_RESET=true or --allow-reset)".into(),
+        });
+    }
+    let reg = Arc::clone(&s.registry);
+    blocking(move || {
+        for p in reg.list().map_err(chroma_error)? {
+            reg.delete_project(&p.name).map_err(chroma_error)?;
+        }
+        Ok(Json(json!(true)))
+    })
+    .await
+}
+
+fn name_of(body: &Map<String, Value>) -> ApiResult<String> {
+    parse::opt_string(body, "name")?.ok_or_else(|| ApiError::invalid("Missing required field 'name'"))
+}
+
+fn open_tenant(s: &AppState, tenant: &str) -> ApiResult<Arc<Project>> {
+    s.registry.project(tenant).map_err(chroma_error)
+}
+
+async fn create_tenant(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let name = name_of(&body)?;
+    validate_name("tenant", &name).map_err(ApiError::invalid)?;
+    blocking(move || {
+        if s.registry.exists(&name) {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                kind: "ChromaError",
+                message: format!("Tenant [{name}] already exists"),
+            });
+        }
+        open_tenant(&s, &name)?;
+        Ok(ok_empty())
+    })
+    .await
+}
+
+async fn get_tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        open_tenant(&s, &tenant)?;
+        Ok(Json(json!({"name": tenant, "resource_name": null})))
+    })
+    .await
+}
+
+async fn update_tenant(State(s): State<AppState>, Path(tenant): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    parse::body_object(body)?;
+    blocking(move || {
+        open_tenant(&s, &tenant)?;
+        Ok(ok_empty())
+    })
+    .await
+}
+
+fn database_json(tenant: &str, db: &crate::store::project::DatabaseMeta) -> Value {
+    json!({"id": db.id.to_string(), "name": db.name, "tenant": tenant})
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn list_databases(State(s): State<AppState>, Path(tenant): Path<String>, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_tenant(&s, &tenant)?;
+        let dbs: Vec<Value> = p
+            .databases()
+            .iter()
+            .skip(page.offset.unwrap_or(0))
+            .take(page.limit.unwrap_or(usize::MAX))
+            .map(|d| database_json(&tenant, d))
+            .collect();
+        Ok(Json(Value::Array(dbs)))
+    })
+    .await
+}
+
+async fn create_database(State(s): State<AppState>, Path(tenant): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let name = name_of(&body)?;
+    validate_name("database", &name).map_err(ApiError::invalid)?;
+    blocking(move || {
+        let p = open_tenant(&s, &tenant)?;
+        match p.create_database(&name).map_err(chroma_error)? {
+            Some(_) => Ok(ok_empty()),
+            None => Err(ApiError {
+                status: StatusCode::CONFLICT,
+                kind: "ChromaError",
+                message: format!("Database [{name}] already exists"),
+            }),
+        }
+    })
+    .await
+}
+
+async fn get_database(State(s): State<AppState>, Path((tenant, database)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_tenant(&s, &tenant)?;
+        let db = p
+            .database(&database)
+            .ok_or_else(|| ApiError::not_found(format!("Database [{database}] not found. Are you sure it exists?")))?;
+        Ok(Json(database_json(&tenant, &db)))
+    })
+    .await
+}
+
+async fn delete_database(State(s): State<AppState>, Path((tenant, database)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_tenant(&s, &tenant)?;
+        p.delete_database(&database).map_err(chroma_error)?;
+        Ok(ok_empty())
+    })
+    .await
+}
+
+/// The project and database of a collection route, checking the database exists.
+fn open_database(s: &AppState, tenant: &str, database: &str) -> ApiResult<Arc<Project>> {
+    let p = open_tenant(s, tenant)?;
+    if p.database(database).is_none() {
+        return Err(ApiError::not_found(format!("Database [{database}] not found. Are you sure it exists?")));
+    }
+    Ok(p)
+}
+
+fn hnsw_json(h: &HnswConfig, stored: Option<&Value>) -> Value {
+    let mut out = json!({
+        "space": h.space.as_str(),
+        "ef_construction": h.ef_construction,
+        "ef_search": h.ef_search,
+        "max_neighbors": h.max_neighbors,
+        "resize_factor": 1.2,
+        "sync_threshold": 1000,
+    });
+    // keep the tuning knobs a client set that only matter to Chroma's own index
+    if let (Some(Value::Object(stored)), Value::Object(o)) = (stored, &mut out) {
+        for k in ["resize_factor", "sync_threshold", "num_threads", "batch_size"] {
+            if let Some(v) = stored.get(k).filter(|v| !v.is_null()) {
+                o.insert(k.into(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `configuration_json`: what the client stored, merged with the collection's settings.
+fn configuration_json(meta: &CollectionMeta) -> Value {
+    let stored = meta.configuration.as_object();
+    let ef = stored.and_then(|c| c.get("embedding_function")).cloned().unwrap_or(Value::Null);
+    json!({
+        "hnsw": hnsw_json(&meta.hnsw, stored.and_then(|c| c.get("hnsw"))),
+        "spann": null,
+        "embedding_function": ef,
+    })
+}
+
+/// The schema real Chroma reports for a collection created without one.
+fn default_schema(h: &HnswConfig) -> Value {
+    let hnsw = json!({"ef_construction": h.ef_construction, "max_neighbors": h.max_neighbors, "ef_search": h.ef_search,
+        "num_threads": 2, "batch_size": 100, "sync_threshold": 1000, "resize_factor": 1.2});
+    json!({
+        "defaults": {
+            "string": {"fts_index": {"enabled": false, "config": {}}, "string_inverted_index": {"enabled": true, "config": {}}},
+            "float_list": {"vector_index": {"enabled": false, "config": {"space": h.space.as_str(), "hnsw": hnsw}}},
+            "sparse_vector": {"sparse_vector_index": {"enabled": false, "config": {"embedding_function": {"type": "unknown"}, "bm25": false}}},
+            "int": {"int_inverted_index": {"enabled": true, "config": {}}},
+            "float": {"float_inverted_index": {"enabled": true, "config": {}}},
+            "bool": {"bool_inverted_index": {"enabled": true, "config": {}}}
+        },
+        "keys": {
+            "#document": {"string": {"fts_index": {"enabled": true, "config": {}}, "string_inverted_index": {"enabled": false, "config": {}}}},
+            "#embedding": {"float_list": {"vector_index": {"enabled": true, "config": {"space": h.space.as_str(), "source_key": "#document", "hnsw": hnsw}}}}
+        }
+    })
+}
+
+fn collection_json(tenant: &str, meta: &CollectionMeta) -> Value {
+    json!({
+        "id": meta.id.to_string(),
+        "name": meta.name,
+        "configuration_json": configuration_json(meta),
+        "schema": meta.schema.clone().unwrap_or_else(|| default_schema(&meta.hnsw)),
+        "metadata": meta.metadata,
+        "dimension": meta.dimension,
+        "tenant": tenant,
+        "database": meta.database,
+        "log_position": 0,
+        "version": 0,
+    })
+}
+
+/// Sparse and SPANN indexes do not exist on single-node Chroma, nor here.
+fn check_schema(schema: &Value) -> ApiResult<()> {
+    fn sparse_enabled(v: &Value) -> bool {
+        match v {
+            Value::Object(o) => o.iter().any(|(k, v)| {
+                (k == "sparse_vector_index" && v.get("enabled").and_then(Value::as_bool) == Some(true)) || sparse_enabled(v)
+            }),
+            Value::Array(a) => a.iter().any(sparse_enabled),
+            _ => false,
+        }
+    }
+    if sparse_enabled(schema) {
+        return Err(ApiError::invalid("Sparse vector indexing is not enabled in local"));
+    }
+    Ok(())
+}
+
+async fn list_collections(
+    State(s): State<AppState>,
+    Path((tenant, database)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let cols: Vec<Value> = p
+            .list_collections(&database)
+            .iter()
+            .skip(page.offset.unwrap_or(0))
+            .take(page.limit.unwrap_or(usize::MAX))
+            .map(|m| collection_json(&tenant, m))
+            .collect();
+        Ok(Json(Value::Array(cols)))
+    })
+    .await
+}
+
+async fn count_collections(State(s): State<AppState>, Path((tenant, database)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        Ok(Json(json!(p.list_collections(&database).len())))
+    })
+    .await
+}
+
+async fn create_collection(
+    State(s): State<AppState>,
+    Path((tenant, database)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let name = name_of(&body)?;
+    validate_name("collection", &name).map_err(ApiError::invalid)?;
+    let metadata = parse::opt_object(&body, "metadata")?;
+    if let Some(md) = &metadata {
+        check_collection_metadata(md).map_err(ApiError::invalid)?;
+    }
+    let configuration = parse::opt_object(&body, "configuration")?;
+    if configuration.as_ref().and_then(|c| c.get("spann")).is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::invalid("SPANN indexes are not supported on single-node Chroma; use hnsw"));
+    }
+    let schema = body.get("schema").filter(|v| !v.is_null()).cloned();
+    if let Some(schema) = &schema {
+        check_schema(schema)?;
+    }
+    let get_or_create = parse::opt_bool(&body, "get_or_create")?.unwrap_or(false);
+    let hnsw = hnsw_config(configuration.as_ref(), metadata.as_ref(), Space::L2)?;
+    let meta = CollectionMeta {
+        id: Uuid::new_v4(),
+        name,
+        database: database.clone(),
+        metadata,
+        hnsw,
+        configuration: configuration.map(Value::Object).unwrap_or(Value::Null),
+        schema,
+        dimension: None,
+    };
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let (meta, _) = p.create_collection(meta, get_or_create).map_err(chroma_error)?;
+        Ok(Json(collection_json(&tenant, &meta)))
+    })
+    .await
+}
+
+async fn get_collection(
+    State(s): State<AppState>,
+    Path((tenant, database, collection)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = p.collection_meta(&database, &collection).map_err(chroma_error)?;
+        Ok(Json(collection_json(&tenant, &meta)))
+    })
+    .await
+}
+
+fn parse_collection_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        kind: "InvalidUUID",
+        message: format!("Invalid UUID: {id}"),
+    })
+}
+
+/// The collection `id` of `database`, as the record routes address it.
+fn collection_by_id(p: &Project, database: &str, id: &str) -> ApiResult<CollectionMeta> {
+    let uuid = parse_collection_id(id)?;
+    match p.collection_meta_by_id(&uuid) {
+        Ok(m) if m.database == database => Ok(m),
+        _ => Err(ApiError::not_found(format!("Collection [{id}] does not exist"))),
+    }
+}
+
+async fn get_collection_by_id(
+    State(s): State<AppState>,
+    Path((tenant, database, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        Ok(Json(collection_json(&tenant, &meta)))
+    })
+    .await
+}
+
+async fn modify_collection(
+    State(s): State<AppState>,
+    Path((tenant, database, id)): Path<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let new_name = parse::opt_string(&body, "new_name")?;
+    if let Some(n) = &new_name {
+        validate_name("collection", n).map_err(ApiError::invalid)?;
+    }
+    let new_metadata = parse::opt_object(&body, "new_metadata")?;
+    if let Some(md) = &new_metadata {
+        check_collection_metadata(md).map_err(ApiError::invalid)?;
+    }
+    let new_configuration = parse::opt_object(&body, "new_configuration")?;
+    let mut new_ef = None;
+    let mut hnsw_changes = Map::new();
+    if let Some(h) = new_configuration.as_ref().and_then(|c| c.get("hnsw")).filter(|h| !h.is_null()) {
+        let Value::Object(h) = h else {
+            return Err(ApiError::invalid("Expected 'new_configuration.hnsw' to be an object"));
+        };
+        for (k, v) in h.iter().filter(|(_, v)| !v.is_null()) {
+            match k.as_str() {
+                "ef_search" => new_ef = Some(usize_in(v, "ef_search", 1, 100_000)?),
+                "num_threads" | "batch_size" | "sync_threshold" | "resize_factor" => {}
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "Cannot change '{other}' of an existing collection: only ef_search, num_threads, batch_size, sync_threshold and resize_factor can be modified"
+                    )))
+                }
+            }
+            hnsw_changes.insert(k.clone(), v.clone());
+        }
+    }
+    let new_ef_fn = new_configuration.as_ref().and_then(|c| c.get("embedding_function")).filter(|v| !v.is_null()).cloned();
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        p.modify_collection(&meta.id, |m| {
+            if let Some(n) = new_name {
+                m.name = n;
+            }
+            if let Some(md) = new_metadata {
+                m.metadata = Some(md);
+            }
+            if let Some(ef) = new_ef {
+                m.hnsw.ef_search = ef;
+            }
+            if !hnsw_changes.is_empty() || new_ef_fn.is_some() {
+                let mut cfg = m.configuration.as_object().cloned().unwrap_or_default();
+                let hnsw = cfg.entry("hnsw").or_insert_with(|| json!({}));
+                if !hnsw.is_object() {
+                    *hnsw = json!({});
+                }
+                if let Value::Object(h) = hnsw {
+                    h.extend(hnsw_changes);
+                }
+                if let Some(ef_fn) = new_ef_fn {
+                    cfg.insert("embedding_function".into(), ef_fn);
+                }
+                m.configuration = Value::Object(cfg);
+            }
+        })
+        .map_err(chroma_error)?;
+        Ok(ok_empty())
+    })
+    .await
+}
+
+async fn delete_collection(
+    State(s): State<AppState>,
+    Path((tenant, database, collection)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        p.delete_collection(&database, &collection).map_err(chroma_error)?;
+        Ok(ok_empty())
+    })
+    .await
+}
+
+type RecordPath = Path<(String, String, String)>;
+
+async fn write(s: AppState, (tenant, database, id): (String, String, String), body: Result<Bytes, BytesRejection>, mode: WriteMode) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let records = parse::record_inputs(&body, mode != WriteMode::Update)?;
+    if records.len() > MAX_BATCH_SIZE {
+        return Err(ApiError::invalid(format!(
+            "Cannot submit more than {MAX_BATCH_SIZE} records in one batch, got {}",
+            records.len()
+        )));
+    }
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        p.write(&meta, mode, records).map_err(chroma_error)?;
+        Ok(ok_empty())
+    })
+    .await
+}
+
+async fn add(State(s): State<AppState>, Path(path): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, write(s, path, body, WriteMode::Add).await?))
+}
+
+async fn update(State(s): State<AppState>, Path(path): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    write(s, path, body, WriteMode::Update).await
+}
+
+async fn upsert(State(s): State<AppState>, Path(path): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    write(s, path, body, WriteMode::Upsert).await
+}
+
+async fn delete_records(
+    State(s): State<AppState>,
+    Path((tenant, database, id)): RecordPath,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let ids = parse::opt_string_list(&body, "ids")?;
+    let (w, wd) = filters(&body)?;
+    let limit = parse::opt_usize(&body, "limit")?;
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        if ids.is_none() && w.is_none() && wd.is_none() {
+            // Chroma deletes nothing when no condition is given
+            return Ok(Json(json!({"deleted": 0})));
+        }
+        let out = p
+            .delete_records(&meta, ids.as_deref(), w.as_ref(), wd.as_ref(), limit)
+            .map_err(chroma_error)?;
+        Ok(Json(json!({"deleted": out.applied})))
+    })
+    .await
+}
+
+async fn count(State(s): State<AppState>, Path((tenant, database, id)): RecordPath) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        Ok(Json(json!(p.counters(&meta.id).map_err(chroma_error)?.count)))
+    })
+    .await
+}
+
+async fn get_records(
+    State(s): State<AppState>,
+    Path((tenant, database, id)): RecordPath,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let ids = parse::opt_string_list(&body, "ids")?;
+    let (w, wd) = filters(&body)?;
+    let limit = parse::opt_usize(&body, "limit")?;
+    let offset = parse::opt_usize(&body, "offset")?.unwrap_or(0);
+    let include = parse::include(body.get("include"), Include::GET_DEFAULT)?;
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        let res = p
+            .get_records(&meta, ids.as_deref(), w.as_ref(), wd.as_ref(), limit, offset, include)
+            .map_err(chroma_error)?;
+        Ok(Json(get_result_json(&res.records, include)))
+    })
+    .await
+}
+
+async fn query(State(s): State<AppState>, Path((tenant, database, id)): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+    let body = parse::body_object(body)?;
+    let embeddings = parse::embeddings_list(&body, "query_embeddings")?
+        .ok_or_else(|| ApiError::invalid("Missing required field 'query_embeddings'"))?;
+    let n_results = parse::opt_usize(&body, "n_results")?.unwrap_or(10);
+    let (w, wd) = filters(&body)?;
+    let ids = parse::opt_string_list(&body, "ids")?;
+    let include = parse::include(body.get("include"), Include::QUERY_DEFAULT)?;
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        let req = QueryRequest {
+            embeddings: &embeddings,
+            n_results,
+            ids: ids.as_deref(),
+            where_: w.as_ref(),
+            where_document: wd.as_ref(),
+            include,
+        };
+        let (hits, _) = p.query(&meta, &req).map_err(chroma_error)?;
+        Ok(Json(query_result_json(&hits, include)))
+    })
+    .await
+}
+
+fn unsupported(status: StatusCode, kind: &'static str, message: &str) -> ApiError {
+    ApiError {
+        status,
+        kind,
+        message: message.into(),
+    }
+}
+
+async fn fork(Path(_): RecordPath) -> ApiError {
+    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Collection forking is unsupported for local chroma")
+}
+
+async fn fork_count(Path(_): RecordPath) -> ApiError {
+    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Fork count is unsupported for local chroma")
+}
+
+async fn indexing_status(Path(_): RecordPath) -> ApiError {
+    unsupported(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Method scout_logs is not implemented")
+}
+
+async fn search(Path(_): RecordPath) -> ApiError {
+    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Search is not implemented for local executor")
+}
+
+async fn functions(Query(_): Query<HashMap<String, String>>) -> ApiError {
+    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Attached functions are unsupported for local chroma")
+}
