@@ -18,6 +18,9 @@ const DIM: usize = 32;
 const CLUSTERS: usize = 40;
 const QUERIES: usize = 200;
 const K: usize = 10;
+/// Spread of the cluster centres relative to the clusters' own spread (1.0): small enough
+/// that clusters overlap and the graph search has real work to do.
+const CENTRE_SCALE: f32 = 0.5;
 
 struct Mixture {
     centers: Vec<Vec<f32>>,
@@ -29,7 +32,7 @@ impl Mixture {
         let unit = Normal::new(0.0f32, 1.0).unwrap();
         Mixture {
             centers: (0..CLUSTERS)
-                .map(|_| (0..DIM).map(|_| unit.sample(rng) * std::env::var("CSCALE").ok().and_then(|v| v.parse::<f32>().ok()).unwrap_or(3.0)).collect())
+                .map(|_| (0..DIM).map(|_| unit.sample(rng) * CENTRE_SCALE).collect())
                 .collect(),
             spread: Normal::new(0.0f32, 1.0).unwrap(),
         }
@@ -149,11 +152,6 @@ async fn recall_at_10_unfiltered_and_filtered() {
     let r_10 = recall(&res, &queries, &data, &|i| i % 100 < 10);
     let res = run_queries(&s, &queries, Some(json!({"bucket": 7}))).await;
     let r_1 = recall(&res, &queries, &data, &|i| i % 100 == 7);
-    for ef in [10usize, 50, 100] {
-        s.put(&cpath(P, C, ""), &json!({"new_configuration": {"hnsw": {"ef_search": ef}}})).await.ok();
-        let res = run_queries(&s, &queries, None).await;
-        eprintln!("ef {ef}: {:.4}", recall(&res, &queries, &data, &|_| true));
-    }
     eprintln!("recall@10: unfiltered {r_all:.4}, 10% filter {r_10:.4}, 1% filter {r_1:.4}");
     assert!(r_all >= 0.95, "unfiltered recall@10 {r_all}");
     assert!(r_10 >= 0.99, "10% filter recall@10 {r_10}");
