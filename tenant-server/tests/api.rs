@@ -320,8 +320,12 @@ async fn collection_space_is_used_for_distances() {
     let p = "spaces";
     let data = json!({"ids": ["a"], "embeddings": [[3.0, 4.0]]});
     s.create_collection(p, "default", json!({})).await;
-    s.create_collection(p, "space-l2", json!({"configuration": {"hnsw": {"space": "l2"}}}))
-        .await;
+    s.create_collection(
+        p,
+        "space-l2",
+        json!({"configuration": {"hnsw": {"space": "l2"}}}),
+    )
+    .await;
     s.create_collection(p, "space-ip", json!({"metadata": {"hnsw:space": "ip"}}))
         .await;
     for c in ["default", "space-l2", "space-ip"] {
@@ -482,7 +486,9 @@ async fn delete_collection_and_recreate_is_empty() {
     s.get(&cpath(p, "coll", "/count"))
         .await
         .err(404, "NotFoundError");
-    s.delete(&cpath(p, "coll", "")).await.err(404, "NotFoundError");
+    s.delete(&cpath(p, "coll", ""))
+        .await
+        .err(404, "NotFoundError");
     let list = s.get(&format!("/api/v1/{p}/collections")).await;
     let names: Vec<&str> = list.ok()["collections"]
         .as_array()
@@ -1915,5 +1921,193 @@ async fn long_project_names_work() {
             )
             .await;
         assert_eq!(r.status, 200, "project name of {len} chars: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn filters_follow_metadata_changes() {
+    let s = TestServer::start(&[]).await;
+    let (p, c) = ("proj", "md-changes");
+    s.create_collection(p, c, json!({"configuration": {"hnsw": {"space": "l2"}}}))
+        .await;
+    s.add(
+        p,
+        c,
+        &json!({
+            "ids": ["a", "b", "c"],
+            "embeddings": [[1, 0], [0, 1], [1, 1]],
+            "metadatas": [{"v": 3, "tag": ["x", "y"], "s": "old"}, {"v": 4}, {"v": 5}],
+            "documents": ["first text", "second text", "third text"],
+        }),
+    )
+    .await;
+    // update changes values: the old ones stop matching
+    s.post(
+        &cpath(p, c, "/update"),
+        &json!({"ids": ["a"], "metadatas": [{"v": 300, "tag": ["z"], "s": "new"}], "documents": ["changed text"]}),
+    )
+    .await
+    .ok();
+    let ids = |w: Value| {
+        let s = &s;
+        async move { ids_of(&s.get_records(p, c, &json!({"where": w})).await["ids"]) }
+    };
+    assert_eq!(ids(json!({"v": 3})).await, Vec::<String>::new());
+    assert_eq!(ids(json!({"v": {"$gt": 200}})).await, ["a"]);
+    assert_eq!(ids(json!({"v": {"$lt": 10}})).await, ["b", "c"]);
+    assert_eq!(
+        ids(json!({"tag": {"$contains": "x"}})).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(ids(json!({"tag": {"$contains": "z"}})).await, ["a"]);
+    assert_eq!(ids(json!({"s": "old"})).await, Vec::<String>::new());
+    assert_eq!(ids(json!({"s": {"$ne": "new"}})).await, ["b", "c"]);
+    let got = s
+        .get_records(p, c, &json!({"where_document": {"$contains": "first"}}))
+        .await;
+    assert_eq!(got["ids"], json!([]));
+    let got = s
+        .get_records(p, c, &json!({"where_document": {"$contains": "changed"}}))
+        .await;
+    assert_eq!(got["ids"], json!(["a"]));
+
+    // upsert with a new embedding keeps one record, findable by its new values only
+    s.post(
+        &cpath(p, c, "/upsert"),
+        &json!({"ids": ["b"], "embeddings": [[7, 7]], "metadatas": [{"v": 40}]}),
+    )
+    .await
+    .ok();
+    assert_eq!(ids(json!({"v": 40})).await, ["b"]);
+    assert_eq!(ids(json!({"v": 4})).await, Vec::<String>::new());
+    assert_eq!(ids(json!({"v": {"$gte": 0}})).await.len(), 3);
+    let q = s
+        .query(
+            p,
+            c,
+            &json!({"query_embeddings": [[7, 7]], "n_results": 10, "where": {"v": {"$gte": 0}}}),
+        )
+        .await;
+    assert_eq!(q["ids"][0].as_array().unwrap().len(), 3, "{q}");
+    assert_eq!(q["ids"][0][0], json!("b"));
+    assert_eq!(s.count(p, c).await, 3);
+    // deleted records stop matching
+    s.post(&cpath(p, c, "/delete"), &json!({"ids": ["b"]}))
+        .await
+        .ok();
+    assert_eq!(ids(json!({"v": 40})).await, Vec::<String>::new());
+    assert_eq!(ids(json!({"v": {"$ne": 1}})).await, ["a", "c"]);
+}
+
+#[tokio::test]
+async fn concurrent_writes_are_all_applied() {
+    let s = TestServer::start(&[]).await;
+    let p = "proj";
+    s.create_collection(p, "concurrent", json!({})).await;
+    let tasks_n = 8;
+    let per_task = 10;
+    let batch = 20;
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..tasks_n {
+        let client = s.client.clone();
+        let add = s.url(&cpath(p, "concurrent", "/add"));
+        let upsert = s.url(&cpath(p, "concurrent", "/upsert"));
+        tasks.spawn(async move {
+            for r in 0..per_task {
+                let ids: Vec<String> = (0..batch).map(|i| format!("t{t}-r{r}-{i}")).collect();
+                let embs: Vec<Vec<f32>> = (0..batch).map(|i| vec![t as f32, r as f32, i as f32]).collect();
+                let resp = client
+                    .post(&add)
+                    .json(&json!({"ids": ids, "embeddings": embs, "metadatas": vec![json!({"t": t}); batch]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap_or_default());
+                // everybody also upserts the same shared ids
+                let resp = client
+                    .post(&upsert)
+                    .json(&json!({"ids": ["shared-1", "shared-2"], "embeddings": [[t as f32, 0.0, 1.0], [t as f32, 1.0, 0.0]], "documents": [format!("by {t}"), format!("by {t}")]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap_or_default());
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("writer task");
+    }
+    let total = tasks_n * per_task * batch + 2;
+    assert_eq!(s.count(p, "concurrent").await, total as u64);
+    let all = s.get_records(p, "concurrent", &json!({})).await;
+    let ids = ids_of(&all["ids"]);
+    assert_eq!(ids.len(), total);
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), total, "duplicate ids returned");
+    for t in 0..tasks_n {
+        let got = s
+            .get_records(p, "concurrent", &json!({"where": {"t": t}}))
+            .await;
+        assert_eq!(
+            ids_of(&got["ids"]).len(),
+            per_task * batch,
+            "records of task {t}"
+        );
+    }
+    let q = s
+        .query(
+            p,
+            "concurrent",
+            &json!({"query_embeddings": [[0.0, 0.0, 1.0]], "n_results": total + 10}),
+        )
+        .await;
+    assert_eq!(
+        q["ids"][0].as_array().unwrap().len(),
+        total,
+        "query sees every record once"
+    );
+
+    // concurrent first writes of different dimensions: one dimension wins, consistently
+    for round in 0..8 {
+        let name = format!("race-{round}");
+        s.create_collection(p, &name, json!({})).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for dim in [2usize, 3, 4] {
+            let client = s.client.clone();
+            let url = s.url(&cpath(p, &name, "/add"));
+            tasks.spawn(async move {
+                let ids: Vec<String> = (0..5).map(|i| format!("d{dim}-{i}")).collect();
+                let embs = vec![vec![1.0f32; dim]; 5];
+                let resp = client
+                    .post(&url)
+                    .json(&json!({"ids": ids, "embeddings": embs}))
+                    .send()
+                    .await
+                    .unwrap();
+                (dim, resp.status().as_u16())
+            });
+        }
+        let mut winners = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            let (dim, status) = r.unwrap();
+            assert!(status == 200 || status == 400, "status {status}");
+            if status == 200 {
+                winners.push(dim);
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: accepted dimensions {winners:?}"
+        );
+        let c = s.collection(p, &name).await;
+        assert_eq!(c["dimension"], json!(winners[0]));
+        assert_eq!(c["count"], json!(5));
+        let got = s
+            .get_records(p, &name, &json!({"include": ["embeddings"]}))
+            .await;
+        for e in got["embeddings"].as_array().unwrap() {
+            assert_eq!(f32s(e).len(), winners[0]);
+        }
     }
 }

@@ -337,3 +337,178 @@ async fn corrupted_manifest_and_stray_files_are_tolerated() {
     assert_queries(&s, &d, &live, "files replaced, after reindex").await;
     assert!(s.is_running());
 }
+
+#[tokio::test]
+async fn catalog_changes_survive_sigkill() {
+    let mut s = TestServer::start(&[]).await;
+    let d = dataset();
+    let created = s
+        .create_collection(
+            P,
+            "first-name",
+            json!({"metadata": {"owner": "me"}, "configuration": {"hnsw": {"space": "ip"}}}),
+        )
+        .await;
+    s.add(
+        P,
+        "first-name",
+        &json!({"ids": d.ids[..50], "embeddings": d.embs[..50], "documents": d.docs[..50]}),
+    )
+    .await;
+    s.put(
+        &cpath(P, "first-name", ""),
+        &json!({"new_name": "second-name", "new_metadata": {"owner": "you"}}),
+    )
+    .await
+    .ok();
+    s.put(
+        &cpath(P, "second-name", ""),
+        &json!({"new_configuration": {"hnsw": {"ef_search": 77}}}),
+    )
+    .await
+    .ok();
+    s.create_collection(P, "short-lived", json!({})).await;
+    s.add(
+        P,
+        "short-lived",
+        &json!({"ids": ["x"], "embeddings": [[1, 2]]}),
+    )
+    .await;
+    s.delete(&cpath(P, "short-lived", "")).await.ok();
+    s.create_collection("doomed-project", "some-coll", json!({}))
+        .await;
+    s.delete("/api/v1/doomed-project").await.ok();
+    // new vectors for some records, and deletes
+    s.post(
+        &cpath(P, "second-name", "/upsert"),
+        &json!({"ids": d.ids[..5], "embeddings": d.embs[100..105]}),
+    )
+    .await
+    .ok();
+    s.post(
+        &cpath(P, "second-name", "/delete"),
+        &json!({"ids": d.ids[45..50]}),
+    )
+    .await
+    .ok();
+
+    s.kill9();
+    s.restart().await;
+
+    let c = s.collection(P, "second-name").await;
+    assert_eq!(c["id"], created["id"]);
+    assert_eq!(c["metadata"], json!({"owner": "you"}));
+    assert_eq!(
+        c["configuration"]["hnsw"],
+        json!({"space": "ip", "ef_construction": 100, "ef_search": 77, "max_neighbors": 16})
+    );
+    assert_eq!(c["dimension"], json!(DIM));
+    assert_eq!(c["count"], json!(45));
+    s.get(&cpath(P, "first-name", ""))
+        .await
+        .err(404, "NotFoundError");
+    s.get(&cpath(P, "short-lived", ""))
+        .await
+        .err(404, "NotFoundError");
+    let list = s.get(&format!("/api/v1/{P}/collections")).await;
+    assert_eq!(
+        list.ok()["collections"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+    let projects = s.get("/api/v1/projects").await;
+    let names: Vec<&str> = projects.ok()["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [P]);
+    let got = s
+        .get_records(
+            P,
+            "second-name",
+            &json!({"ids": d.ids[..5], "include": ["embeddings", "documents"]}),
+        )
+        .await;
+    for k in 0..5 {
+        assert_eq!(
+            f32s(&got["embeddings"][k]),
+            d.embs[100 + k],
+            "new vector of {}",
+            d.ids[k]
+        );
+        assert_eq!(
+            got["documents"][k],
+            json!(d.docs[k]),
+            "document kept for {}",
+            d.ids[k]
+        );
+    }
+    // query by the new vectors finds them; the deleted ones are gone
+    let q = s
+        .query(
+            P,
+            "second-name",
+            &json!({"query_embeddings": [d.embs[100]], "n_results": 50}),
+        )
+        .await;
+    let ids = ids_of(&q["ids"][0]);
+    assert_eq!(ids.len(), 45);
+    for gone in &d.ids[45..50] {
+        assert!(!ids.contains(gone), "{gone} was deleted");
+    }
+}
+
+#[tokio::test]
+async fn deleted_records_stay_out_of_a_saved_graph() {
+    let mut s = TestServer::start(&[]).await;
+    let d = dataset();
+    write_dataset(&s, &d).await;
+    s.wait_indexed(P, C, Duration::from_secs(120)).await;
+    // the graph on disk holds every point
+    assert_eq!(s.terminate().await.code(), Some(0));
+    s.restart().await;
+    let gone: Vec<usize> = (0..N).step_by(20).collect();
+    let r = s
+        .post(
+            &cpath(P, C, "/delete"),
+            &json!({"ids": gone.iter().map(|i| d.ids[*i].clone()).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(r.ok()["deleted"], json!(gone.len()));
+    let live: Vec<usize> = (0..N).filter(|i| i % 20 != 0).collect();
+    check_deleted(&s, &d, &gone, &live, "after delete").await;
+    s.kill9();
+    s.restart().await;
+    check_deleted(&s, &d, &gone, &live, "after SIGKILL").await;
+    s.wait_indexed(P, C, Duration::from_secs(120)).await;
+    check_deleted(&s, &d, &gone, &live, "after SIGKILL, indexed").await;
+    assert_eq!(s.terminate().await.code(), Some(0));
+    s.restart().await;
+    check_deleted(&s, &d, &gone, &live, "after graceful restart").await;
+}
+
+/// Queries by the deleted records' own vectors return only live records.
+async fn check_deleted(s: &TestServer, d: &Dataset, gone: &[usize], live: &[usize], what: &str) {
+    let q: Vec<&Vec<f32>> = gone.iter().take(40).map(|i| &d.embs[*i]).collect();
+    let res = s
+        .query(P, C, &json!({"query_embeddings": q, "n_results": 10}))
+        .await;
+    for (k, i) in gone.iter().take(40).enumerate() {
+        let ids = ids_of(&res["ids"][k]);
+        assert_eq!(ids.len(), 10, "{what}");
+        assert!(
+            !ids.contains(&d.ids[*i]),
+            "{what}: deleted {} returned",
+            d.ids[*i]
+        );
+        for id in &ids {
+            let n: usize = id[4..].parse().unwrap();
+            assert!(n % 20 != 0, "{what}: deleted {id} returned");
+        }
+    }
+    assert_eq!(s.count(P, C).await, live.len() as u64, "{what}");
+    assert_queries(s, d, live, what).await;
+}

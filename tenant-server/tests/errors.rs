@@ -751,7 +751,8 @@ async fn nan_and_infinite_vectors() {
 async fn unknown_routes() {
     let s = server_with_data(&[]).await;
     for (method, path) in [
-        ("GET", "/api/v2/heartbeat"),
+        ("GET", "/api/v0/heartbeat"),
+        ("GET", "/api/v1/proj/collections/coll/frobnicate/deeper"),
         ("GET", "/nope"),
         ("GET", "/api/v1/proj/collections/coll/frobnicate"),
         ("POST", "/api/v1/proj/collections/coll/frobnicate"),
@@ -920,4 +921,79 @@ async fn every_error_carries_trace_header_and_json_content_type() {
         .header("content-type")
         .unwrap_or_default()
         .starts_with("application/json"));
+}
+
+#[tokio::test]
+async fn huge_n_results_and_limits_are_safe() {
+    let mut s = server_with_data(&[]).await;
+    for n in [1_000_000_000u64, 1_000_000_000_000, u64::MAX] {
+        let r = s
+            .post(
+                &op("/query"),
+                &json!({"query_embeddings": [[1.0, 0.0]], "n_results": n}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "n_results {n}: {}", r.text);
+        assert_eq!(
+            r.body["results"]["ids"][0].as_array().map(Vec::len),
+            Some(3),
+            "n_results {n}"
+        );
+        assert!(s.is_running(), "server died on n_results {n}");
+    }
+    for q in [
+        "/get?limit=18446744073709551615",
+        "/get?offset=18446744073709551615",
+        "/peek?limit=18446744073709551615",
+    ] {
+        let r = s.get(&op(q)).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.text);
+    }
+    let r = s
+        .post(
+            &op("/delete"),
+            &json!({"where": {"k": 99}, "limit": u64::MAX}),
+        )
+        .await;
+    assert_eq!(r.ok()["deleted"], json!(0));
+    assert_eq!(s.get("/api/v1/heartbeat").await.status, 200);
+    assert_untouched(&s).await;
+}
+
+#[tokio::test]
+async fn oversize_chunked_body() {
+    use std::io::{Read, Write};
+    let s = server_with_data(&["--max-body-bytes", "1000"]).await;
+    let ids: Vec<String> = (0..200).map(|i| format!("chunked-{i}")).collect();
+    let embs: Vec<Vec<f32>> = (0..200).map(|i| vec![i as f32, 1.5]).collect();
+    let body = serde_json::to_vec(&json!({"ids": ids, "embeddings": embs})).unwrap();
+    assert!(body.len() > 1000);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", s.port())).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        op("/add")
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    for chunk in body.chunks(300) {
+        if conn
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .is_err()
+        {
+            break;
+        }
+        let _ = conn.write_all(chunk);
+        let _ = conn.write_all(b"\r\n");
+    }
+    let _ = conn.write_all(b"0\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = conn.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "chunked oversize body: {text}"
+    );
+    assert!(text.contains("PayloadTooLargeError"), "{text}");
+    assert_untouched(&s).await;
 }

@@ -162,8 +162,16 @@ async fn listing_is_exact_right_after_evictions() {
         let projects = listing.ok()["projects"].as_array().unwrap();
         assert_eq!(projects.len(), k + 1, "{}", listing.text);
         for p in projects {
-            assert_eq!(p["collections"], json!(1), "listing after writing project {k}: {p}");
-            assert_eq!(p["records"], json!(RECORDS), "listing after writing project {k}: {p}");
+            assert_eq!(
+                p["collections"],
+                json!(1),
+                "listing after writing project {k}: {p}"
+            );
+            assert_eq!(
+                p["records"],
+                json!(RECORDS),
+                "listing after writing project {k}: {p}"
+            );
         }
     }
 }

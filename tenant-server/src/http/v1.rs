@@ -147,7 +147,13 @@ pub fn collection_json(p: &Project, meta: &CollectionMeta) -> ApiResult<Value> {
             "ef_search": meta.hnsw.ef_search,
             "max_neighbors": meta.hnsw.max_neighbors,
         }},
-        "indexing": p.indexing_status(&meta.id).map(|(indexed, unindexed)| json!({"indexed": indexed, "unindexed": unindexed})),
+        "indexing": match (p.indexing_status(&meta.id), count) {
+            (Some((indexed, unindexed)), _) => json!({"indexed": indexed, "unindexed": unindexed}),
+            (None, 0) => json!({"indexed": 0, "unindexed": 0}),
+            // not loaded: nothing of it is pending in memory, and reading it just to say so
+            // would cost a load
+            (None, _) => Value::Null,
+        },
     }))
 }
 
@@ -403,7 +409,9 @@ async fn update(
     write(s, name, coll, body, WriteMode::Update, "updated").await
 }
 
-pub(super) fn filters(body: &Map<String, Value>) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
+pub(super) fn filters(
+    body: &Map<String, Value>,
+) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
     let w = body
         .get("where")
         .map(Where::parse)

@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use super::parse;
-use super::v1::{blocking, filters, get_result_json, hnsw_config, nanos_now, query_result_json, usize_in};
+use super::v1::{
+    blocking, filters, get_result_json, hnsw_config, nanos_now, query_result_json, usize_in,
+};
 use super::AppState;
 use crate::store::names::validate_name;
 use crate::store::project::{check_collection_metadata, CollectionMeta};
@@ -40,32 +42,76 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/auth/identity", get(identity))
         .route("/api/v2/healthcheck", get(heartbeat))
         .route("/api/v2/tenants", post(create_tenant))
-        .route("/api/v2/tenants/{tenant}", get(get_tenant).patch(update_tenant))
-        .route("/api/v2/tenants/{tenant}/databases", get(list_databases).post(create_database))
+        .route(
+            "/api/v2/tenants/{tenant}",
+            get(get_tenant).patch(update_tenant),
+        )
+        .route(
+            "/api/v2/tenants/{tenant}/databases",
+            get(list_databases).post(create_database),
+        )
         .route(
             "/api/v2/tenants/{tenant}/databases/{database}",
             get(get_database).delete(delete_database),
         )
-        .route(&format!("{C}/collections"), get(list_collections).post(create_collection))
+        .route(
+            &format!("{C}/collections"),
+            get(list_collections).post(create_collection),
+        )
         .route(&format!("{C}/collections_count"), get(count_collections))
-        .route(&format!("{C}/collections/by-id/{{id}}"), get(get_collection_by_id))
+        .route(
+            &format!("{C}/collections/by-id/{{id}}"),
+            get(get_collection_by_id),
+        )
         .route(
             &format!("{C}/collections/{{collection}}"),
-            get(get_collection).put(modify_collection).delete(delete_collection),
+            get(get_collection)
+                .put(modify_collection)
+                .delete(delete_collection),
         )
         .route(&format!("{C}/collections/{{collection}}/add"), post(add))
-        .route(&format!("{C}/collections/{{collection}}/update"), post(update))
-        .route(&format!("{C}/collections/{{collection}}/upsert"), post(upsert))
-        .route(&format!("{C}/collections/{{collection}}/delete"), post(delete_records))
+        .route(
+            &format!("{C}/collections/{{collection}}/update"),
+            post(update),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/upsert"),
+            post(upsert),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/delete"),
+            post(delete_records),
+        )
         .route(&format!("{C}/collections/{{collection}}/count"), get(count))
-        .route(&format!("{C}/collections/{{collection}}/get"), post(get_records))
-        .route(&format!("{C}/collections/{{collection}}/query"), post(query))
+        .route(
+            &format!("{C}/collections/{{collection}}/get"),
+            post(get_records),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/query"),
+            post(query),
+        )
         .route(&format!("{C}/collections/{{collection}}/fork"), post(fork))
-        .route(&format!("{C}/collections/{{collection}}/fork_count"), get(fork_count))
-        .route(&format!("{C}/collections/{{collection}}/indexing_status"), get(indexing_status))
-        .route(&format!("{C}/collections/{{collection}}/search"), post(search))
-        .route(&format!("{C}/collections/{{collection}}/functions/attach"), post(functions))
-        .route(&format!("{C}/collections/{{collection}}/functions/{{name}}"), get(functions))
+        .route(
+            &format!("{C}/collections/{{collection}}/fork_count"),
+            get(fork_count),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/indexing_status"),
+            get(indexing_status),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/search"),
+            post(search),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/functions/attach"),
+            post(functions),
+        )
+        .route(
+            &format!("{C}/collections/{{collection}}/functions/{{name}}"),
+            get(functions),
+        )
         .route(
             &format!("{C}/collections/{{collection}}/attached_functions/{{name}}/detach"),
             post(functions),
@@ -122,14 +168,18 @@ async fn reset(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 fn name_of(body: &Map<String, Value>) -> ApiResult<String> {
-    parse::opt_string(body, "name")?.ok_or_else(|| ApiError::invalid("Missing required field 'name'"))
+    parse::opt_string(body, "name")?
+        .ok_or_else(|| ApiError::invalid("Missing required field 'name'"))
 }
 
 fn open_tenant(s: &AppState, tenant: &str) -> ApiResult<Arc<Project>> {
     s.registry.project(tenant).map_err(chroma_error)
 }
 
-async fn create_tenant(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn create_tenant(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let name = name_of(&body)?;
     validate_name("tenant", &name).map_err(ApiError::invalid)?;
@@ -147,7 +197,10 @@ async fn create_tenant(State(s): State<AppState>, body: Result<Bytes, BytesRejec
     .await
 }
 
-async fn get_tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_tenant(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         open_tenant(&s, &tenant)?;
         Ok(Json(json!({"name": tenant, "resource_name": null})))
@@ -155,7 +208,11 @@ async fn get_tenant(State(s): State<AppState>, Path(tenant): Path<String>) -> Ap
     .await
 }
 
-async fn update_tenant(State(s): State<AppState>, Path(tenant): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn update_tenant(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     parse::body_object(body)?;
     blocking(move || {
         open_tenant(&s, &tenant)?;
@@ -174,7 +231,11 @@ struct Page {
     offset: Option<usize>,
 }
 
-async fn list_databases(State(s): State<AppState>, Path(tenant): Path<String>, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+async fn list_databases(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
         let dbs: Vec<Value> = p
@@ -189,7 +250,11 @@ async fn list_databases(State(s): State<AppState>, Path(tenant): Path<String>, Q
     .await
 }
 
-async fn create_database(State(s): State<AppState>, Path(tenant): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn create_database(
+    State(s): State<AppState>,
+    Path(tenant): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let name = name_of(&body)?;
     validate_name("database", &name).map_err(ApiError::invalid)?;
@@ -207,18 +272,26 @@ async fn create_database(State(s): State<AppState>, Path(tenant): Path<String>, 
     .await
 }
 
-async fn get_database(State(s): State<AppState>, Path((tenant, database)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_database(
+    State(s): State<AppState>,
+    Path((tenant, database)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
-        let db = p
-            .database(&database)
-            .ok_or_else(|| ApiError::not_found(format!("Database [{database}] not found. Are you sure it exists?")))?;
+        let db = p.database(&database).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Database [{database}] not found. Are you sure it exists?"
+            ))
+        })?;
         Ok(Json(database_json(&tenant, &db)))
     })
     .await
 }
 
-async fn delete_database(State(s): State<AppState>, Path((tenant, database)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn delete_database(
+    State(s): State<AppState>,
+    Path((tenant, database)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
         p.delete_database(&database).map_err(chroma_error)?;
@@ -231,7 +304,9 @@ async fn delete_database(State(s): State<AppState>, Path((tenant, database)): Pa
 fn open_database(s: &AppState, tenant: &str, database: &str) -> ApiResult<Arc<Project>> {
     let p = open_tenant(s, tenant)?;
     if p.database(database).is_none() {
-        return Err(ApiError::not_found(format!("Database [{database}] not found. Are you sure it exists?")));
+        return Err(ApiError::not_found(format!(
+            "Database [{database}] not found. Are you sure it exists?"
+        )));
     }
     Ok(p)
 }
@@ -247,7 +322,12 @@ fn hnsw_json(h: &HnswConfig, stored: Option<&Value>) -> Value {
     });
     // keep the tuning knobs a client set that only matter to Chroma's own index
     if let (Some(Value::Object(stored)), Value::Object(o)) = (stored, &mut out) {
-        for k in ["resize_factor", "sync_threshold", "num_threads", "batch_size"] {
+        for k in [
+            "resize_factor",
+            "sync_threshold",
+            "num_threads",
+            "batch_size",
+        ] {
             if let Some(v) = stored.get(k).filter(|v| !v.is_null()) {
                 o.insert(k.into(), v.clone());
             }
@@ -259,7 +339,10 @@ fn hnsw_json(h: &HnswConfig, stored: Option<&Value>) -> Value {
 /// `configuration_json`: what the client stored, merged with the collection's settings.
 fn configuration_json(meta: &CollectionMeta) -> Value {
     let stored = meta.configuration.as_object();
-    let ef = stored.and_then(|c| c.get("embedding_function")).cloned().unwrap_or(Value::Null);
+    let ef = stored
+        .and_then(|c| c.get("embedding_function"))
+        .cloned()
+        .unwrap_or(Value::Null);
     json!({
         "hnsw": hnsw_json(&meta.hnsw, stored.and_then(|c| c.get("hnsw"))),
         "spann": null,
@@ -307,14 +390,18 @@ fn check_schema(schema: &Value) -> ApiResult<()> {
     fn sparse_enabled(v: &Value) -> bool {
         match v {
             Value::Object(o) => o.iter().any(|(k, v)| {
-                (k == "sparse_vector_index" && v.get("enabled").and_then(Value::as_bool) == Some(true)) || sparse_enabled(v)
+                (k == "sparse_vector_index"
+                    && v.get("enabled").and_then(Value::as_bool) == Some(true))
+                    || sparse_enabled(v)
             }),
             Value::Array(a) => a.iter().any(sparse_enabled),
             _ => false,
         }
     }
     if sparse_enabled(schema) {
-        return Err(ApiError::invalid("Sparse vector indexing is not enabled in local"));
+        return Err(ApiError::invalid(
+            "Sparse vector indexing is not enabled in local",
+        ));
     }
     Ok(())
 }
@@ -338,7 +425,10 @@ async fn list_collections(
     .await
 }
 
-async fn count_collections(State(s): State<AppState>, Path((tenant, database)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn count_collections(
+    State(s): State<AppState>,
+    Path((tenant, database)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
         Ok(Json(json!(p.list_collections(&database).len())))
@@ -359,8 +449,14 @@ async fn create_collection(
         check_collection_metadata(md).map_err(ApiError::invalid)?;
     }
     let configuration = parse::opt_object(&body, "configuration")?;
-    if configuration.as_ref().and_then(|c| c.get("spann")).is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::invalid("SPANN indexes are not supported on single-node Chroma; use hnsw"));
+    if configuration
+        .as_ref()
+        .and_then(|c| c.get("spann"))
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ApiError::invalid(
+            "SPANN indexes are not supported on single-node Chroma; use hnsw",
+        ));
     }
     let schema = body.get("schema").filter(|v| !v.is_null()).cloned();
     if let Some(schema) = &schema {
@@ -380,7 +476,9 @@ async fn create_collection(
     };
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
-        let (meta, _) = p.create_collection(meta, get_or_create).map_err(chroma_error)?;
+        let (meta, _) = p
+            .create_collection(meta, get_or_create)
+            .map_err(chroma_error)?;
         Ok(Json(collection_json(&tenant, &meta)))
     })
     .await
@@ -392,7 +490,9 @@ async fn get_collection(
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
-        let meta = p.collection_meta(&database, &collection).map_err(chroma_error)?;
+        let meta = p
+            .collection_meta(&database, &collection)
+            .map_err(chroma_error)?;
         Ok(Json(collection_json(&tenant, &meta)))
     })
     .await
@@ -411,7 +511,9 @@ fn collection_by_id(p: &Project, database: &str, id: &str) -> ApiResult<Collecti
     let uuid = parse_collection_id(id)?;
     match p.collection_meta_by_id(&uuid) {
         Ok(m) if m.database == database => Ok(m),
-        _ => Err(ApiError::not_found(format!("Collection [{id}] does not exist"))),
+        _ => Err(ApiError::not_found(format!(
+            "Collection [{id}] does not exist"
+        ))),
     }
 }
 
@@ -444,9 +546,15 @@ async fn modify_collection(
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
     let mut new_ef = None;
     let mut hnsw_changes = Map::new();
-    if let Some(h) = new_configuration.as_ref().and_then(|c| c.get("hnsw")).filter(|h| !h.is_null()) {
+    if let Some(h) = new_configuration
+        .as_ref()
+        .and_then(|c| c.get("hnsw"))
+        .filter(|h| !h.is_null())
+    {
         let Value::Object(h) = h else {
-            return Err(ApiError::invalid("Expected 'new_configuration.hnsw' to be an object"));
+            return Err(ApiError::invalid(
+                "Expected 'new_configuration.hnsw' to be an object",
+            ));
         };
         for (k, v) in h.iter().filter(|(_, v)| !v.is_null()) {
             match k.as_str() {
@@ -461,7 +569,11 @@ async fn modify_collection(
             hnsw_changes.insert(k.clone(), v.clone());
         }
     }
-    let new_ef_fn = new_configuration.as_ref().and_then(|c| c.get("embedding_function")).filter(|v| !v.is_null()).cloned();
+    let new_ef_fn = new_configuration
+        .as_ref()
+        .and_then(|c| c.get("embedding_function"))
+        .filter(|v| !v.is_null())
+        .cloned();
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
         let meta = collection_by_id(&p, &database, &id)?;
@@ -502,7 +614,8 @@ async fn delete_collection(
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
-        p.delete_collection(&database, &collection).map_err(chroma_error)?;
+        p.delete_collection(&database, &collection)
+            .map_err(chroma_error)?;
         Ok(ok_empty())
     })
     .await
@@ -510,7 +623,12 @@ async fn delete_collection(
 
 type RecordPath = Path<(String, String, String)>;
 
-async fn write(s: AppState, (tenant, database, id): (String, String, String), body: Result<Bytes, BytesRejection>, mode: WriteMode) -> ApiResult<Json<Value>> {
+async fn write(
+    s: AppState,
+    (tenant, database, id): (String, String, String),
+    body: Result<Bytes, BytesRejection>,
+    mode: WriteMode,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let records = parse::record_inputs(&body, mode != WriteMode::Update)?;
     if records.len() > MAX_BATCH_SIZE {
@@ -528,15 +646,30 @@ async fn write(s: AppState, (tenant, database, id): (String, String, String), bo
     .await
 }
 
-async fn add(State(s): State<AppState>, Path(path): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::CREATED, write(s, path, body, WriteMode::Add).await?))
+async fn add(
+    State(s): State<AppState>,
+    Path(path): RecordPath,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((
+        StatusCode::CREATED,
+        write(s, path, body, WriteMode::Add).await?,
+    ))
 }
 
-async fn update(State(s): State<AppState>, Path(path): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(s): State<AppState>,
+    Path(path): RecordPath,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     write(s, path, body, WriteMode::Update).await
 }
 
-async fn upsert(State(s): State<AppState>, Path(path): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn upsert(
+    State(s): State<AppState>,
+    Path(path): RecordPath,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     write(s, path, body, WriteMode::Upsert).await
 }
 
@@ -564,11 +697,16 @@ async fn delete_records(
     .await
 }
 
-async fn count(State(s): State<AppState>, Path((tenant, database, id)): RecordPath) -> ApiResult<Json<Value>> {
+async fn count(
+    State(s): State<AppState>,
+    Path((tenant, database, id)): RecordPath,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
         let meta = collection_by_id(&p, &database, &id)?;
-        Ok(Json(json!(p.counters(&meta.id).map_err(chroma_error)?.count)))
+        Ok(Json(json!(
+            p.counters(&meta.id).map_err(chroma_error)?.count
+        )))
     })
     .await
 }
@@ -588,14 +726,26 @@ async fn get_records(
         let p = open_database(&s, &tenant, &database)?;
         let meta = collection_by_id(&p, &database, &id)?;
         let res = p
-            .get_records(&meta, ids.as_deref(), w.as_ref(), wd.as_ref(), limit, offset, include)
+            .get_records(
+                &meta,
+                ids.as_deref(),
+                w.as_ref(),
+                wd.as_ref(),
+                limit,
+                offset,
+                include,
+            )
             .map_err(chroma_error)?;
         Ok(Json(get_result_json(&res.records, include)))
     })
     .await
 }
 
-async fn query(State(s): State<AppState>, Path((tenant, database, id)): RecordPath, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+async fn query(
+    State(s): State<AppState>,
+    Path((tenant, database, id)): RecordPath,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let embeddings = parse::embeddings_list(&body, "query_embeddings")?
         .ok_or_else(|| ApiError::invalid("Missing required field 'query_embeddings'"))?;
@@ -629,21 +779,41 @@ fn unsupported(status: StatusCode, kind: &'static str, message: &str) -> ApiErro
 }
 
 async fn fork(Path(_): RecordPath) -> ApiError {
-    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Collection forking is unsupported for local chroma")
+    unsupported(
+        StatusCode::NOT_IMPLEMENTED,
+        "ChromaError",
+        "Collection forking is unsupported for local chroma",
+    )
 }
 
 async fn fork_count(Path(_): RecordPath) -> ApiError {
-    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Fork count is unsupported for local chroma")
+    unsupported(
+        StatusCode::NOT_IMPLEMENTED,
+        "ChromaError",
+        "Fork count is unsupported for local chroma",
+    )
 }
 
 async fn indexing_status(Path(_): RecordPath) -> ApiError {
-    unsupported(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Method scout_logs is not implemented")
+    unsupported(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "Method scout_logs is not implemented",
+    )
 }
 
 async fn search(Path(_): RecordPath) -> ApiError {
-    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Search is not implemented for local executor")
+    unsupported(
+        StatusCode::NOT_IMPLEMENTED,
+        "ChromaError",
+        "Search is not implemented for local executor",
+    )
 }
 
 async fn functions(Query(_): Query<HashMap<String, String>>) -> ApiError {
-    unsupported(StatusCode::NOT_IMPLEMENTED, "ChromaError", "Attached functions are unsupported for local chroma")
+    unsupported(
+        StatusCode::NOT_IMPLEMENTED,
+        "ChromaError",
+        "Attached functions are unsupported for local chroma",
+    )
 }

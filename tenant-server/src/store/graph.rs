@@ -312,13 +312,20 @@ mod tests {
 
     #[test]
     fn cosine_graph_finds_exact_matches() {
-        let cfg = HnswConfig { space: Space::Cosine, ..HnswConfig::default() };
+        let cfg = HnswConfig {
+            space: Space::Cosine,
+            ..HnswConfig::default()
+        };
         let g = Graph::new(&cfg, 8, 100);
         let pts: Vec<Vec<f32>> = points(200, 8)
             .into_iter()
             .map(|v| super::super::distance::search_form(Space::Cosine, &v))
             .collect();
-        let batch: Vec<(&[f32], usize)> = pts.iter().enumerate().map(|(i, v)| (v.as_slice(), i)).collect();
+        let batch: Vec<(&[f32], usize)> = pts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_slice(), i))
+            .collect();
         g.insert(&batch);
         for i in [0, 10, 199] {
             let hits = g.search(&pts[i], 5, 64);

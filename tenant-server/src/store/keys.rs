@@ -98,8 +98,23 @@ const TAG_STR: u8 = 3;
 /// so `$eq` never matches a list and `$contains` only matches lists.
 pub const TAG_LIST: u8 = 0x80;
 
-/// Ints and floats share one order-preserving encoding so range scans compare them
-/// numerically (ints beyond ±2^53 lose precision in the index, as in JSON itself).
+/// Ints and floats share one order-preserving 16-byte encoding so range scans compare them
+/// numerically: the value as f64, then, to keep ints beyond ±2^53 exact, as i64 (a float's
+/// i64 part is its truncation: ints and floats that share an f64 still order correctly).
+pub fn sortable_number(s: &Scalar) -> Option<[u8; 16]> {
+    let (f, i) = match s {
+        Scalar::Int(i) => (*i as f64, *i),
+        Scalar::Float(f) => (*f, *f as i64),
+        _ => return None,
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&sortable_f64(f));
+    out[8..].copy_from_slice(&((i as u64) ^ (1 << 63)).to_be_bytes());
+    Some(out)
+}
+
+pub const NUMBER_BYTES: usize = 16;
+
 pub fn sortable_f64(v: f64) -> [u8; 8] {
     let v = if v == 0.0 { 0.0 } else { v };
     let bits = v.to_bits();
@@ -120,13 +135,9 @@ pub fn mindex_value_prefix(coll: &Uuid, key: &str, scalar: &Scalar, list: bool) 
             out.push(TAG_BOOL | flag);
             out.push(u8::from(*b));
         }
-        Scalar::Int(i) => {
+        Scalar::Int(_) | Scalar::Float(_) => {
             out.push(TAG_NUM | flag);
-            out.extend_from_slice(&sortable_f64(*i as f64));
-        }
-        Scalar::Float(f) => {
-            out.push(TAG_NUM | flag);
-            out.extend_from_slice(&sortable_f64(*f));
+            out.extend_from_slice(&sortable_number(scalar).unwrap_or_default());
         }
         Scalar::Str(s) => {
             out.push(TAG_STR | flag);
@@ -300,6 +311,37 @@ mod tests {
         }
         assert_eq!(sortable_f64(-0.0), sortable_f64(0.0));
         assert_eq!(sortable_f64(5.0), sortable_f64(5i64 as f64));
+    }
+
+    #[test]
+    fn sortable_number_orders_ints_and_floats_exactly() {
+        let big = 1i64 << 53;
+        let vals = [
+            Scalar::Int(i64::MIN),
+            Scalar::Float(-1e10),
+            Scalar::Int(-3),
+            Scalar::Float(-2.5),
+            Scalar::Int(0),
+            Scalar::Float(0.5),
+            Scalar::Int(1),
+            Scalar::Float(1.5),
+            Scalar::Int(big),
+            Scalar::Int(big + 1),
+            Scalar::Int(i64::MAX),
+        ];
+        for w in vals.windows(2) {
+            assert!(
+                sortable_number(&w[0]) < sortable_number(&w[1]),
+                "{:?} {:?}",
+                w[0],
+                w[1]
+            );
+        }
+        assert_eq!(
+            sortable_number(&Scalar::Float(5.0)),
+            sortable_number(&Scalar::Int(5))
+        );
+        assert_eq!(sortable_number(&Scalar::Str("x".into())), None);
     }
 
     #[test]

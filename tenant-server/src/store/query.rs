@@ -180,10 +180,8 @@ impl Project {
         v: &Scalar,
         accept: impl Fn(CmpOrdering) -> bool,
     ) -> StoreResult<RoaringBitmap> {
-        let bound = match v {
-            Scalar::Int(i) => keys::sortable_f64(*i as f64),
-            Scalar::Float(f) => keys::sortable_f64(*f),
-            _ => return Ok(RoaringBitmap::new()),
+        let Some(bound) = keys::sortable_number(v) else {
+            return Ok(RoaringBitmap::new());
         };
         let prefix = keys::mindex_numeric_prefix(&meta.id, key);
         let cf = self.cf(keys::CF_MINDEX)?;
@@ -199,13 +197,13 @@ impl Project {
             .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
         {
             let (k, _) = item?;
-            if !k.starts_with(&prefix) || k.len() != prefix.len() + 12 {
+            if !k.starts_with(&prefix) || k.len() != prefix.len() + keys::NUMBER_BYTES + 4 {
                 if !k.starts_with(&prefix) {
                     break;
                 }
                 continue;
             }
-            let value = &k[prefix.len()..prefix.len() + 8];
+            let value = &k[prefix.len()..prefix.len() + keys::NUMBER_BYTES];
             let ord = value.cmp(bound.as_slice());
             if accept(ord) {
                 if let Some(l) = keys::label_from_key(&k) {
@@ -436,7 +434,10 @@ fn graph_search(
         // filtered-out records), then widen until k acceptable points come back.
         let graph_points = graph.len().max(1);
         let usable = candidates.min(graph_points).max(1);
-        let mut fetch = (k * graph_points).div_ceil(usable).saturating_add(k / 2 + 2).min(graph_points);
+        let mut fetch = (k * graph_points)
+            .div_ceil(usable)
+            .saturating_add(k / 2 + 2)
+            .min(graph_points);
         loop {
             let found = graph.search(q, fetch, ef_search.max(fetch));
             let mut kept = 0;

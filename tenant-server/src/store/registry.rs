@@ -99,6 +99,25 @@ impl SharedResources {
     }
 }
 
+/// Where a shortened directory keeps its project's full name.
+const NAME_FILE: &str = "project-name";
+/// Longest project name used as a directory name as is (file systems allow 255 bytes).
+const MAX_DIR_NAME: usize = 200;
+
+/// The directory of a project under the workspace: the name itself, or for names too long
+/// for a file system, a prefix and a hash of the name (`~` never occurs in valid names, so
+/// the two forms cannot collide).
+pub fn project_dir_name(name: &str) -> String {
+    if name.len() <= MAX_DIR_NAME {
+        return name.to_string();
+    }
+    // FNV-1a: stable across builds and platforms, which std's hasher is not
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    format!("{}~{hash:016x}", &name[..100])
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProjectListing {
     pub name: String,
@@ -142,12 +161,30 @@ impl Registry {
     fn project_root(&self, name: &str) -> PathBuf {
         self.config
             .workspace
-            .join(name)
+            .join(project_dir_name(name))
             .join(&self.config.knowledge_graph_subdir)
     }
 
     pub fn exists(&self, name: &str) -> bool {
         validate_name("project", name).is_ok() && self.project_root(name).is_dir()
+    }
+
+    /// Creates the project's directory, recording its full name when the directory name
+    /// had to be shortened.
+    fn prepare_dir(&self, name: &str) -> StoreResult<()> {
+        let root = self.project_root(name);
+        std::fs::create_dir_all(&root)?;
+        if project_dir_name(name) != name {
+            let file = self
+                .config
+                .workspace
+                .join(project_dir_name(name))
+                .join(NAME_FILE);
+            if !file.exists() {
+                std::fs::write(file, name)?;
+            }
+        }
+        Ok(())
     }
 
     /// The open project `name`, opening or creating it (projects are created on first use).
@@ -168,12 +205,14 @@ impl Registry {
         drop(st);
         // opening creates files and syncs them: done without the lock so that other
         // projects open in parallel
-        let opened = Project::open(
-            name,
-            &self.project_root(name),
-            &self.shared,
-            self.indexer.clone(),
-        );
+        let opened = self.prepare_dir(name).and_then(|()| {
+            Project::open(
+                name,
+                &self.project_root(name),
+                &self.shared,
+                self.indexer.clone(),
+            )
+        });
         let mut st = self.state.lock();
         st.busy.remove(name);
         self.closed.notify_all();
@@ -289,7 +328,7 @@ impl Registry {
             st = self.state.lock();
         }
         // hold the lock so nobody reopens it while its files go
-        let dir = self.config.workspace.join(name);
+        let dir = self.config.workspace.join(project_dir_name(name));
         if !dir.join(&self.config.knowledge_graph_subdir).is_dir() {
             return Ok(false);
         }
