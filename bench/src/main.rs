@@ -1,10 +1,16 @@
 //! `quiver-bench`: drives a Quiver tenant server over HTTP (through `quiver-client`) and
 //! reports ingest, indexing, query, get/count and many-projects throughput, latency
 //! percentiles, recall@10 against exact search, and the server's resident memory.
+//!
+//! With `--compare` (or `--target`) it speaks the Chroma v2 API instead, to both Quiver
+//! and a real Chroma, phase by phase, and prints every figure side by side (see
+//! `compare.rs`).
 
+mod compare;
 mod data;
 mod server;
 mod stats;
+mod v2;
 
 use std::future::Future;
 use std::ops::Range;
@@ -36,6 +42,17 @@ const COLL_B: &str = "bench-b";
 /// Collection name inside each project of the many-projects phase.
 const PROJECT_COLL: &str = "docs";
 
+/// Which servers the v2 (Chroma API) mode drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// Quiver only (--spawn or --url).
+    Quiver,
+    /// Real Chroma only (--spawn-chroma or --chroma-url).
+    Chroma,
+    /// Both, alternating phase by phase, with a side-by-side table.
+    Both,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Phases 1–4 only (ingest, index, queries, filtered queries, get/count).
@@ -57,6 +74,13 @@ enum Mode {
 /// The bench drops and recreates the collections "bench-a" and "bench-b" of --project,
 /// and deletes every project named "<project-prefix>-NNNNNN" before and after the
 /// many-projects phase (unless --keep).
+///
+/// Comparison with Chroma: `--compare` (= `--target both`) drives Quiver (--spawn or
+/// --url) and a real Chroma (--spawn-chroma or --chroma-url) through the Chroma v2 API
+/// (/api/v2) for both, running each phase on Quiver and then on Chroma with the same data
+/// and queries, and ends with a table of every figure for both and their ratio. The
+/// single-collection phases use tenant --project, database "default_database"; the
+/// many-tenants phase (--tenants T) creates tenants "<project-prefix>-NNNNNN".
 #[derive(Debug, Parser)]
 #[command(name = "quiver-bench", version)]
 struct Args {
@@ -81,6 +105,34 @@ struct Args {
     /// Which phases to run.
     #[arg(long, value_enum, default_value_t = Mode::All)]
     mode: Mode,
+
+    /// Compare Quiver with a real Chroma through the v2 API; same as `--target both`.
+    #[arg(long)]
+    compare: bool,
+
+    /// Drive the server(s) through the Chroma v2 API (/api/v2) rather than Quiver's
+    /// per-project API: Quiver only, Chroma only, or both alternating.
+    #[arg(long, value_enum)]
+    target: Option<Target>,
+
+    /// Base URL of a running Chroma (v2 mode; ignored with --spawn-chroma).
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    chroma_url: String,
+
+    /// Start this Chroma executable (e.g. .../bin/chroma) as `chroma run CONFIG` with a
+    /// temporary persist_path, a free port and listen_address 127.0.0.1; wait for
+    /// /api/v2/heartbeat; stop it at the end. Its RSS is reported.
+    #[arg(long, value_name = "PATH")]
+    spawn_chroma: Option<PathBuf>,
+
+    /// Pid of the running Chroma, to report its RSS without --spawn-chroma.
+    #[arg(long, value_name = "PID")]
+    chroma_pid: Option<u32>,
+
+    /// v2 mode: number of tenants of the many-tenants phase, each with one small
+    /// collection of --project-records records of dim --project-dim (0 = skip).
+    #[arg(long, default_value_t = 0)]
+    tenants: usize,
 
     /// Seed of every random choice (data, queries, ids, projects).
     #[arg(long, default_value_t = 42)]
@@ -109,6 +161,16 @@ struct Args {
     /// HNSW ef_search of the collections (space is l2).
     #[arg(long, default_value_t = 100)]
     ef_search: usize,
+
+    /// HNSW ef_construction of the collections (server default if unset; v2 mode sends
+    /// 100, Chroma's default, to both servers if unset).
+    #[arg(long)]
+    ef_construction: Option<usize>,
+
+    /// HNSW max_neighbors (M) of the collections (server default if unset; v2 mode sends
+    /// 16, Chroma's default, to both servers if unset).
+    #[arg(long)]
+    max_neighbors: Option<usize>,
 
     /// Query vectors per query phase (drawn from the same mixture).
     #[arg(long, default_value_t = 1000)]
@@ -222,7 +284,21 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    match args.v2_target() {
+        Some(target) => rt.block_on(compare::run(args, target)),
+        None => rt.block_on(run(args)),
+    }
+}
+
+impl Args {
+    /// The servers of the v2 mode, or `None` for the per-project-API mode.
+    fn v2_target(&self) -> Option<Target> {
+        if self.compare {
+            Some(Target::Both)
+        } else {
+            self.target
+        }
+    }
 }
 
 fn validate(args: &Args) -> Result<()> {
@@ -243,8 +319,29 @@ fn validate(args: &Args) -> Result<()> {
     if args.mode != Mode::Projects && args.n < GET_BATCH {
         bail!("--n must be at least {GET_BATCH}");
     }
-    if args.mode == Mode::Projects && args.projects == 0 {
-        bail!("--mode projects needs --projects > 0");
+    if args.compare && args.target.is_some_and(|t| t != Target::Both) {
+        bail!("--compare means --target both");
+    }
+    if args.v2_target().is_some() {
+        if args.mode == Mode::Projects && args.tenants == 0 {
+            bail!("--mode projects with --compare/--target needs --tenants > 0");
+        }
+        if args.projects > 0 {
+            bail!("--projects is the per-project-API phase; with --compare/--target use --tenants");
+        }
+        if args.tenants > 0 && args.project_records == 0 {
+            bail!("--project-records must be positive");
+        }
+    } else {
+        if args.mode == Mode::Projects && args.projects == 0 {
+            bail!("--mode projects needs --projects > 0");
+        }
+        if args.tenants > 0 {
+            bail!("--tenants needs --compare or --target (v2 mode); use --projects otherwise");
+        }
+        if args.spawn_chroma.is_some() {
+            bail!("--spawn-chroma needs --compare or --target");
+        }
     }
     if args.projects > 0 && args.project_records == 0 {
         bail!("--project-records must be positive");
@@ -347,6 +444,23 @@ where
         .iter()
         .map(|_| ctx.new_client())
         .collect::<Result<Vec<_>>>()?;
+    run_workers_with(clients, work, f).await
+}
+
+/// [`run_workers`] with the given clients, one per element of `work`.
+async fn run_workers_with<C, T, R, F, Fut>(
+    clients: Vec<C>,
+    work: Vec<Vec<T>>,
+    f: F,
+) -> Result<RunOutput<R>>
+where
+    C: Clone + Send + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(C, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R>> + Send + 'static,
+{
+    anyhow::ensure!(clients.len() == work.len(), "one client per worker");
     let f = Arc::new(f);
     let total: usize = work.iter().map(Vec::len).sum();
     let mut set = tokio::task::JoinSet::new();
@@ -419,12 +533,13 @@ fn add_request(data: &[f32], dim: usize, rows: Range<usize>) -> AddRequest {
     }
 }
 
-fn l2_config(ef_search: usize) -> CollectionConfiguration {
+fn l2_config(args: &Args) -> CollectionConfiguration {
     CollectionConfiguration {
         hnsw: Some(HnswConfiguration {
             space: Some(Space::L2),
-            ef_search: Some(ef_search),
-            ..Default::default()
+            ef_search: Some(args.ef_search),
+            ef_construction: args.ef_construction,
+            max_neighbors: args.max_neighbors,
         }),
     }
 }
@@ -463,23 +578,31 @@ struct FilterCase {
     value: fn(usize) -> Value,
 }
 
-async fn single_collection_phases(ctx: &mut Ctx) -> Result<()> {
-    let (n, dim, seed) = (ctx.args.n, ctx.args.dim, ctx.args.seed);
+/// Data, queries, filters and exact ground truth of the single-collection phases.
+struct Workload {
+    data: Arc<Vec<f32>>,
+    queries: Arc<Vec<f32>>,
+    cases: [FilterCase; 3],
+    truths: Vec<Arc<Vec<Vec<u32>>>>,
+}
 
-    // Data, queries and ground truth, before the server is loaded.
+/// Generates the seeded data and queries and computes the exact answers, printing how
+/// long it took.
+fn prepare_workload(args: &Args) -> Result<Workload> {
+    let (n, dim, seed) = (args.n, args.dim, args.seed);
     let t = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mixture = Mixture::new(dim, ctx.args.clusters, ctx.args.sigma, &mut rng)?;
+    let mixture = Mixture::new(dim, args.clusters, args.sigma, &mut rng)?;
     let data = Arc::new(mixture.sample(n, &mut rng));
     let queries = Arc::new(mixture.sample(
-        ctx.args.queries,
+        args.queries,
         &mut StdRng::seed_from_u64(seed.wrapping_add(1)),
     ));
     println!(
         "# generated {n} vectors + {} queries of dim {dim} ({} clusters, sigma {}) in {}",
-        ctx.args.queries,
-        ctx.args.clusters,
-        ctx.args.sigma,
+        args.queries,
+        args.clusters,
+        args.sigma,
         secs(t.elapsed())
     );
     let cases = [
@@ -520,9 +643,33 @@ async fn single_collection_phases(ctx: &mut Ctx) -> Result<()> {
         .collect();
     println!(
         "# exact ground truth for {} x 3 queries in {}",
-        ctx.args.queries,
+        args.queries,
         secs(t.elapsed())
     );
+    Ok(Workload {
+        data,
+        queries,
+        cases,
+        truths,
+    })
+}
+
+/// Ids of the get-by-ids phase: `get_ops` batches of 10 distinct random rows.
+fn get_id_batches(args: &Args) -> Vec<Vec<usize>> {
+    let mut rng = StdRng::seed_from_u64(args.seed.wrapping_add(2));
+    (0..args.get_ops)
+        .map(|_| rand::seq::index::sample(&mut rng, args.n, GET_BATCH).into_vec())
+        .collect()
+}
+
+async fn single_collection_phases(ctx: &mut Ctx) -> Result<()> {
+    let n = ctx.args.n;
+    let Workload {
+        data,
+        queries,
+        cases,
+        truths,
+    } = prepare_workload(&ctx.args)?;
 
     // Fresh collections.
     let project = ctx.args.project.clone();
@@ -530,13 +677,7 @@ async fn single_collection_phases(ctx: &mut Ctx) -> Result<()> {
         ignore_not_found(ctx.client.delete_collection(&project, coll).await)
             .with_context(|| format!("dropping {project}/{coll}"))?;
         ctx.client
-            .create_collection(
-                &project,
-                coll,
-                None,
-                Some(l2_config(ctx.args.ef_search)),
-                false,
-            )
+            .create_collection(&project, coll, None, Some(l2_config(&ctx.args)), false)
             .await
             .with_context(|| format!("creating {project}/{coll}"))?;
     }
@@ -568,10 +709,7 @@ async fn single_collection_phases(ctx: &mut Ctx) -> Result<()> {
     ctx.rss.record("after queries");
 
     // Phase 4: get by ids and count.
-    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(2));
-    let id_batches: Vec<Vec<usize>> = (0..ctx.args.get_ops)
-        .map(|_| rand::seq::index::sample(&mut rng, n, GET_BATCH).into_vec())
-        .collect();
+    let id_batches = get_id_batches(&ctx.args);
     for clients in [1, ctx.args.query_clients] {
         get_phase(ctx, clients, &id_batches).await?;
     }
@@ -879,19 +1017,29 @@ async fn delete_projects(ctx: &mut Ctx, names: Vec<String>, label: &str) -> Resu
     Ok(())
 }
 
-async fn projects_phase(ctx: &mut Ctx) -> Result<()> {
-    let a = &ctx.args;
-    let (p_count, records, dim, seed) = (a.projects, a.project_records, a.project_dim, a.seed);
-    let prefix = a.project_prefix.clone();
-    let (concurrency, query_clients) = (a.concurrency, a.query_clients);
+/// Data and queries of the many-projects (many-tenants) phase: `count` collections of
+/// `--project-records` rows each, and `--project-queries` queries to random ones with
+/// their exact answers.
+struct TenantWorkload {
+    /// `count * records * dim` floats, collection by collection.
+    data: Arc<Vec<f32>>,
+    /// Query vectors.
+    qvecs: Arc<Vec<f32>>,
+    /// The collection each query goes to.
+    targets: Vec<usize>,
+    /// Exact top-10 of each query within its collection.
+    truth: Vec<Vec<u32>>,
+}
 
+fn tenant_workload(a: &Args, count: usize) -> Result<TenantWorkload> {
+    let (records, dim, seed) = (a.project_records, a.project_dim, a.seed);
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(3));
     let mixture = Mixture::new(dim, a.clusters, a.sigma, &mut rng)?;
-    let data = Arc::new(mixture.sample(p_count * records, &mut rng));
+    let data = Arc::new(mixture.sample(count * records, &mut rng));
     let mut qrng = StdRng::seed_from_u64(seed.wrapping_add(4));
     let nq = a.project_queries;
     let qvecs = Arc::new(mixture.sample(nq, &mut qrng));
-    let targets: Vec<usize> = (0..nq).map(|_| qrng.random_range(0..p_count)).collect();
+    let targets: Vec<usize> = (0..nq).map(|_| qrng.random_range(0..count)).collect();
     let truth: Vec<Vec<u32>> = targets
         .iter()
         .enumerate()
@@ -902,6 +1050,27 @@ async fn projects_phase(ctx: &mut Ctx) -> Result<()> {
                 .unwrap_or_default()
         })
         .collect();
+    Ok(TenantWorkload {
+        data,
+        qvecs,
+        targets,
+        truth,
+    })
+}
+
+async fn projects_phase(ctx: &mut Ctx) -> Result<()> {
+    let a = &ctx.args;
+    let (p_count, records, dim) = (a.projects, a.project_records, a.project_dim);
+    let prefix = a.project_prefix.clone();
+    let (concurrency, query_clients) = (a.concurrency, a.query_clients);
+
+    let TenantWorkload {
+        data,
+        qvecs,
+        targets,
+        truth,
+    } = tenant_workload(a, p_count)?;
+    let nq = targets.len();
 
     println!();
     println!(
@@ -925,7 +1094,7 @@ async fn projects_phase(ctx: &mut Ctx) -> Result<()> {
     println!("{}", PhaseResult::header());
 
     // Create the projects, each with one collection and its records.
-    let cfg = l2_config(ctx.args.ef_search);
+    let cfg = l2_config(&ctx.args);
     let out = {
         let (data, prefix) = (data.clone(), prefix.clone());
         run_workers(

@@ -1,6 +1,7 @@
 //! Starting and stopping a tenant server, and reading its memory use.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use quiver_client::QuiverClient;
 
-/// A `quiver-tenant-server` started by the bench on a temporary workspace; stopped
-/// (SIGTERM, then SIGKILL) when dropped.
+/// A `quiver-tenant-server` (or a real Chroma) started by the bench on a temporary
+/// workspace; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct SpawnedServer {
     child: Option<Child>,
     url: String,
@@ -24,23 +25,45 @@ impl SpawnedServer {
     /// Starts `binary --host 127.0.0.1 --port P --workspace DIR [extra...]` on a free
     /// port, with its output in `DIR/../server.log`.
     pub fn start(binary: &Path, extra_args: &[String]) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("quiver-bench-")
-            .tempdir()
-            .context("creating the temporary workspace")?;
+        let dir = temp_dir("quiver-bench-")?;
         let workspace = dir.path().join("workspace");
         std::fs::create_dir(&workspace)?;
-        let log_path = dir.path().join("server.log");
-        let log = File::create(&log_path)?;
         let port = free_port()?;
-        let child = Command::new(binary)
-            .arg("--host")
+        let mut cmd = Command::new(binary);
+        cmd.arg("--host")
             .arg("127.0.0.1")
             .arg("--port")
             .arg(port.to_string())
             .arg("--workspace")
             .arg(&workspace)
-            .args(extra_args)
+            .args(extra_args);
+        Self::launch(cmd, binary, port, dir)
+    }
+
+    /// Starts real Chroma, `binary run DIR/chroma.yaml`, with a config file that puts its
+    /// data in a temporary directory and makes it listen on 127.0.0.1 on a free port.
+    pub fn start_chroma(binary: &Path) -> anyhow::Result<Self> {
+        let dir = temp_dir("quiver-bench-chroma-")?;
+        let data = dir.path().join("chroma-data");
+        std::fs::create_dir(&data)?;
+        let port = free_port()?;
+        let config = dir.path().join("chroma.yaml");
+        std::fs::write(&config, chroma_config(&data, port))
+            .context("writing the Chroma config file")?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("run").arg(&config);
+        Self::launch(cmd, binary, port, dir)
+    }
+
+    fn launch(
+        mut cmd: Command,
+        binary: &Path,
+        port: u16,
+        dir: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
+        let log_path = dir.path().join("server.log");
+        let log = File::create(&log_path)?;
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -70,9 +93,24 @@ impl SpawnedServer {
         client: &QuiverClient,
         timeout: Duration,
     ) -> anyhow::Result<Duration> {
+        self.wait_until(|| async { client.heartbeat().await.is_ok() }, timeout)
+            .await
+    }
+
+    /// Calls `probe` every 100 ms until it returns true, the server exits, or `timeout`
+    /// passes.
+    pub async fn wait_until<F, Fut>(
+        &mut self,
+        probe: F,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = bool>,
+    {
         let start = Instant::now();
         loop {
-            if client.heartbeat().await.is_ok() {
+            if probe().await {
                 return Ok(start.elapsed());
             }
             if let Some(child) = self.child.as_mut() {
@@ -131,6 +169,21 @@ impl Drop for SpawnedServer {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
+}
+
+fn temp_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("creating a temporary directory")
+}
+
+/// The YAML config of a spawned Chroma (paths as JSON strings, which are valid YAML).
+fn chroma_config(persist_path: &Path, port: u16) -> String {
+    let path = serde_json::to_string(&persist_path.to_string_lossy()).unwrap_or_default();
+    format!(
+        "persist_path: {path}\nport: {port}\nlisten_address: \"127.0.0.1\"\nallow_reset: true\n"
+    )
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -192,6 +245,15 @@ mod tests {
         assert_eq!((r.rss_kib, r.hwm_kib), (102400, 204800));
         assert_eq!(r.to_string(), "100.0 MiB (peak 200.0 MiB)");
         assert!(parse_status("Name:\tx\n").is_none());
+    }
+
+    #[test]
+    fn chroma_config_file() {
+        let c = chroma_config(Path::new("/tmp/x y/data"), 8123);
+        assert_eq!(
+            c,
+            "persist_path: \"/tmp/x y/data\"\nport: 8123\nlisten_address: \"127.0.0.1\"\nallow_reset: true\n"
+        );
     }
 
     #[test]

@@ -1910,10 +1910,23 @@ async fn long_collection_names_work() {
 async fn long_project_names_work() {
     // project names follow the same rule as tenant names: up to 512 characters
     let s = TestServer::start(&[]).await;
-    for len in [3, 255, 300, 512] {
-        let name = "p".repeat(len);
+    let mut names = Vec::new();
+    for len in [3, 200, 201, 255, 300, 512] {
+        names.push("p".repeat(len));
+    }
+    // long names that differ only at the end are different projects
+    names.push(format!("{}a", "q".repeat(299)));
+    names.push(format!("{}b", "q".repeat(299)));
+    for (k, name) in names.iter().enumerate() {
+        let len = name.len();
         let r = s.get(&format!("/api/v1/{name}/collections")).await;
         assert_eq!(r.status, 200, "project name of {len} chars: {}", r.text);
+        assert_eq!(r.body["project"], json!(name));
+        assert_eq!(
+            r.body["collections"],
+            json!([]),
+            "project name of {len} chars"
+        );
         let r = s
             .post(
                 &format!("/api/v1/{name}/collections"),
@@ -1921,7 +1934,47 @@ async fn long_project_names_work() {
             )
             .await;
         assert_eq!(r.status, 200, "project name of {len} chars: {}", r.text);
+        let ids: Vec<String> = (0..=k).map(|i| format!("r{i}")).collect();
+        let embs = vec![vec![1.0f32, 2.0]; k + 1];
+        s.add(name, "coll1", &json!({"ids": ids, "embeddings": embs}))
+            .await;
     }
+    for (k, name) in names.iter().enumerate() {
+        assert_eq!(
+            s.count(name, "coll1").await,
+            k as u64 + 1,
+            "project of {} chars",
+            name.len()
+        );
+    }
+    // listed under their real names, with their figures
+    let list = s.get("/api/v1/projects").await;
+    let projects = list.ok()["projects"].as_array().unwrap().clone();
+    for (k, name) in names.iter().enumerate() {
+        let p = projects
+            .iter()
+            .find(|p| p["name"] == json!(name))
+            .unwrap_or_else(|| panic!("project of {} chars not listed: {}", name.len(), list.text));
+        assert_eq!(p["records"], json!(k + 1), "{p}");
+        assert_eq!(p["collections"], json!(1), "{p}");
+    }
+    assert_eq!(projects.len(), names.len(), "{}", list.text);
+    // and deleted like any other
+    for name in &names {
+        s.delete(&format!("/api/v1/{name}")).await.ok();
+        s.delete(&format!("/api/v1/{name}"))
+            .await
+            .err(404, "NotFoundError");
+    }
+    assert_eq!(
+        s.get("/api/v1/projects").await.ok(),
+        &json!({"projects": []})
+    );
+    assert!(
+        list_tree(s.workspace()).is_empty(),
+        "{:?}",
+        list_tree(s.workspace())
+    );
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ import httpx  # noqa: E402
 import pytest  # noqa: E402
 from chromadb.config import Settings  # noqa: E402
 
+from _helpers import new_tenant, unique  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = "/root/.cache/quiver-target/release/quiver-tenant-server"
 
@@ -90,7 +92,7 @@ def server_url(request):
                     "(set QUIVER_TENANT_SERVER_BIN or pass --url)", returncode=2)
     workspace = tempfile.mkdtemp(prefix="quiver-compat-")
     port = _free_port()
-    log_path = os.path.join(workspace, "..", f"quiver-compat-{port}.log")
+    log_path = os.path.join(os.path.dirname(workspace), f"quiver-compat-{port}.log")
     log = open(log_path, "wb")
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "warn")
@@ -102,7 +104,13 @@ def server_url(request):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_heartbeat(url, proc)
+        try:
+            _wait_heartbeat(url, proc)
+        except RuntimeError as e:
+            log.flush()
+            with open(log_path, "rb") as f:
+                tail = f.read()[-4000:].decode(errors="replace")
+            raise RuntimeError(f"{e}\n--- server log ---\n{tail}") from None
         yield url
     finally:
         proc.terminate()
@@ -142,6 +150,13 @@ def is_quiver(server_url) -> bool:
         return False
 
 
+@pytest.fixture(scope="session")
+def require_quiver(is_quiver):
+    if not is_quiver:
+        pytest.skip("server under test is not Quiver (GET /api/v1/version failed): "
+                    "the /api/v1 per-project API is Quiver's own")
+
+
 def _settings(host: str, port: int) -> Settings:
     return Settings(
         chroma_api_impl="chromadb.api.fastapi.FastAPI",
@@ -157,19 +172,19 @@ def admin(host_port):
     return chromadb.AdminClient(_settings(host, port))
 
 
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
 @pytest.fixture
 def tenant(admin) -> str:
-    """A fresh tenant, created through the admin API (real Chroma requires that)."""
-    name = unique("tenant")
-    admin.create_tenant(name)
-    return name
+    """A fresh tenant (with its default database) for one test."""
+    return new_tenant(admin)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def module_tenant(admin) -> str:
+    """A fresh tenant shared by the tests of one module (read-only data sets)."""
+    return new_tenant(admin)
+
+
+@pytest.fixture(scope="session")
 def make_client(host_port):
     host, port = host_port
 
@@ -186,6 +201,11 @@ def make_client(host_port):
 def client(tenant, make_client):
     """An HttpClient on a fresh tenant (default database)."""
     return make_client(tenant)
+
+
+@pytest.fixture(scope="module")
+def module_client(module_tenant, make_client):
+    return make_client(module_tenant)
 
 
 @pytest.fixture

@@ -392,3 +392,39 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
         assert_eq!(i % 2, 1, "deleted record {} returned", h.record.id);
     }
 }
+
+/// Not an assertion of speed: prints what reopening a small project costs (run with
+/// `--ignored --nocapture` when tuning RocksDB options).
+#[test]
+#[ignore]
+fn print_project_reopen_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let names: Vec<String> = (0..50).map(|i| format!("proj-{i}")).collect();
+    let mut rng = Lcg(9);
+    for n in &names {
+        let p = reg.project(n).unwrap();
+        let meta = new_collection(&p, "c", Space::L2);
+        p.write(
+            &meta,
+            WriteMode::Add,
+            (0..20).map(|i| record(i, &mut rng, 16)).collect(),
+        )
+        .unwrap();
+    }
+    reg.close_all();
+    let start = Instant::now();
+    for n in &names {
+        let p = reg.project(n).unwrap();
+        let meta = p.collection_meta(DEFAULT_DATABASE, "c").unwrap();
+        p.collection(&meta).unwrap();
+    }
+    let open = start.elapsed();
+    let start = Instant::now();
+    reg.close_all();
+    println!(
+        "open+load {:?}/project, close {:?}/project",
+        open / 50,
+        start.elapsed() / 50
+    );
+}
