@@ -23,8 +23,8 @@ use serde_json::json;
 use crate::server::{read_rss, Rss, SpawnedServer};
 use crate::stats::PhaseResult;
 use crate::v2::{
-    tolerate_conflict, tolerate_not_found, AddRecords, Collection, CollectionConfiguration, CreateCollection,
-    GetRecords, Include, QueryRecords, V2Client, DEFAULT_DATABASE,
+    tolerate_conflict, tolerate_not_found, AddRecords, Collection, CollectionConfiguration,
+    CreateCollection, GetRecords, Include, QueryRecords, V2Client, DEFAULT_DATABASE,
 };
 use crate::{
     batches, get_id_batches, judge_queries, metadata_for, parse_ids, prepare_workload,
@@ -262,6 +262,8 @@ pub async fn run(args: Args, target: Target) -> Result<()> {
         Target::Chroma => &[Server::Chroma],
         Target::Both => &[Server::Quiver, Server::Chroma],
     };
+    let argv: Vec<String> = std::env::args().collect();
+    println!("# {}", argv.join(" "));
     let mut sides = Vec::new();
     for &server in servers {
         // On failure the sides opened so far are dropped, which stops spawned servers.
@@ -448,7 +450,10 @@ fn check_created(
         ];
         for (k, v) in want {
             if got[k] != v {
-                out.push(format!("collection {name}: hnsw {k} is {}, asked for {v}", got[k]));
+                out.push(format!(
+                    "collection {name}: hnsw {k} is {}, asked for {v}",
+                    got[k]
+                ));
             }
         }
     }
@@ -841,7 +846,7 @@ async fn tenants_phase(cmp: &mut Cmp) -> Result<()> {
 
     if !cmp.args.keep {
         // The v2 API cannot delete a tenant; drop each tenant's collection.
-        let label = format!("delete tenant collections ({concurrency} clients)");
+        let label = format!("drop tenant collections ({concurrency} clients)");
         for i in 0..sides {
             let prefix = prefix.clone();
             let out = run_workers_with(

@@ -1290,5 +1290,30 @@ mod tests {
         validate(&a).unwrap();
         let a = Args::try_parse_from(["quiver-bench", "--mode", "projects"]).unwrap();
         assert!(validate(&a).is_err());
+        assert_eq!(a.v2_target(), None);
+    }
+
+    #[test]
+    fn cli_v2_flags() {
+        let parse = |v: &[&str]| {
+            let mut all = vec!["quiver-bench"];
+            all.extend_from_slice(v);
+            Args::try_parse_from(all).unwrap()
+        };
+        let a = parse(&["--compare", "--tenants", "5", "--spawn-chroma", "/x/chroma"]);
+        assert_eq!(a.v2_target(), Some(Target::Both));
+        validate(&a).unwrap();
+        let a = parse(&["--target", "chroma", "--mode", "projects", "--tenants", "3"]);
+        assert_eq!(a.v2_target(), Some(Target::Chroma));
+        validate(&a).unwrap();
+        for bad in [
+            &["--tenants", "5"][..],
+            &["--spawn-chroma", "/x/chroma"],
+            &["--compare", "--target", "quiver"],
+            &["--compare", "--projects", "3"],
+            &["--compare", "--mode", "projects"],
+        ] {
+            assert!(validate(&parse(bad)).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::parse;
 use super::AppState;
 use crate::store::filter::{Where, WhereDocument};
@@ -117,7 +117,7 @@ async fn list_projects(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 
 async fn delete_project(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let reg = Arc::clone(&s.registry);
     let n = name.clone();
@@ -159,7 +159,7 @@ pub fn collection_json(p: &Project, meta: &CollectionMeta) -> ApiResult<Value> {
 
 async fn list_collections(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
@@ -238,7 +238,7 @@ pub fn hnsw_config(
 
 async fn create_collection(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -252,6 +252,7 @@ async fn create_collection(
     let hnsw = hnsw_config(configuration.as_ref(), metadata.as_ref(), Space::Cosine)?;
     let mut metadata = metadata;
     if let Some(md) = metadata.as_mut() {
+        md.retain(|_, v| !v.is_null());
         crate::store::project::check_collection_metadata(md).map_err(ApiError::invalid)?;
     }
     let meta = CollectionMeta {
@@ -277,7 +278,7 @@ async fn create_collection(
 
 async fn get_collection(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
@@ -292,7 +293,7 @@ async fn get_collection(
 
 async fn modify_collection(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -302,6 +303,7 @@ async fn modify_collection(
     }
     let mut new_metadata = parse::opt_object(&body, "new_metadata")?;
     if let Some(md) = new_metadata.as_mut() {
+        md.retain(|_, v| !v.is_null());
         crate::store::project::check_collection_metadata(md).map_err(ApiError::invalid)?;
     }
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
@@ -355,7 +357,7 @@ async fn modify_collection(
 
 async fn delete_collection(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
@@ -387,7 +389,7 @@ async fn write(
 
 async fn add(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     write(s, name, coll, body, WriteMode::Add, "added").await
@@ -395,7 +397,7 @@ async fn add(
 
 async fn upsert(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     write(s, name, coll, body, WriteMode::Upsert, "upserted").await
@@ -403,7 +405,7 @@ async fn upsert(
 
 async fn update(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     write(s, name, coll, body, WriteMode::Update, "updated").await
@@ -429,7 +431,7 @@ pub(super) fn filters(
 
 async fn delete_records(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -493,7 +495,7 @@ async fn run_get(s: AppState, name: String, coll: String, a: GetArgs) -> ApiResu
 
 async fn get_by_body(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -512,8 +514,8 @@ async fn get_by_body(
 /// `GET …/get`: `ids` and `include` may repeat; `where`/`where_document` are JSON text.
 async fn get_by_params(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
-    Query(params): Query<Vec<(String, String)>>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let mut ids = Vec::new();
     let mut include = Vec::new();
@@ -573,8 +575,8 @@ async fn get_by_params(
 
 async fn peek(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
-    Query(params): Query<HashMap<String, String>>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let limit = match params.get("limit") {
         Some(v) => v
@@ -600,7 +602,7 @@ async fn peek(
 
 async fn count(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = project(&s, &name)?;
@@ -615,7 +617,7 @@ async fn count(
 
 async fn query(
     State(s): State<AppState>,
-    Path((name, coll)): Path<(String, String)>,
+    ApiPath((name, coll)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;

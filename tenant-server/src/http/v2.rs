@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::parse;
 use super::v1::{
     blocking, filters, get_result_json, hnsw_config, nanos_now, query_result_json, usize_in,
@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/reset", post(reset))
         .route("/api/v2/pre-flight-checks", get(preflight))
         .route("/api/v2/auth/identity", get(identity))
-        .route("/api/v2/healthcheck", get(heartbeat))
+        .route("/api/v2/healthcheck", get(healthcheck))
         .route("/api/v2/tenants", post(create_tenant))
         .route(
             "/api/v2/tenants/{tenant}",
@@ -137,6 +137,10 @@ async fn heartbeat() -> Json<Value> {
     Json(json!({"nanosecond heartbeat": nanos_now()}))
 }
 
+async fn healthcheck() -> Json<Value> {
+    Json(json!({"is_executor_ready": true, "is_log_client_ready": true}))
+}
+
 async fn version() -> Json<Value> {
     Json(json!(env!("CARGO_PKG_VERSION")))
 }
@@ -199,7 +203,7 @@ async fn create_tenant(
 
 async fn get_tenant(
     State(s): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         open_tenant(&s, &tenant)?;
@@ -210,7 +214,7 @@ async fn get_tenant(
 
 async fn update_tenant(
     State(s): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     parse::body_object(body)?;
@@ -233,8 +237,8 @@ struct Page {
 
 async fn list_databases(
     State(s): State<AppState>,
-    Path(tenant): Path<String>,
-    Query(page): Query<Page>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
@@ -252,7 +256,7 @@ async fn list_databases(
 
 async fn create_database(
     State(s): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -274,7 +278,7 @@ async fn create_database(
 
 async fn get_database(
     State(s): State<AppState>,
-    Path((tenant, database)): Path<(String, String)>,
+    ApiPath((tenant, database)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
@@ -290,7 +294,7 @@ async fn get_database(
 
 async fn delete_database(
     State(s): State<AppState>,
-    Path((tenant, database)): Path<(String, String)>,
+    ApiPath((tenant, database)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
@@ -385,6 +389,19 @@ fn collection_json(tenant: &str, meta: &CollectionMeta) -> Value {
     })
 }
 
+/// Collection metadata as Chroma takes it: not empty, `null` values dropped.
+fn v2_collection_metadata(md: Option<Map<String, Value>>) -> ApiResult<Option<Map<String, Value>>> {
+    let Some(mut md) = md else { return Ok(None) };
+    if md.is_empty() {
+        return Err(ApiError::invalid(
+            "Validation error: metadata: Metadata cannot be empty",
+        ));
+    }
+    md.retain(|_, v| !v.is_null());
+    check_collection_metadata(&md).map_err(ApiError::invalid)?;
+    Ok(Some(md))
+}
+
 /// Sparse and SPANN indexes do not exist on single-node Chroma, nor here.
 fn check_schema(schema: &Value) -> ApiResult<()> {
     fn sparse_enabled(v: &Value) -> bool {
@@ -408,8 +425,8 @@ fn check_schema(schema: &Value) -> ApiResult<()> {
 
 async fn list_collections(
     State(s): State<AppState>,
-    Path((tenant, database)): Path<(String, String)>,
-    Query(page): Query<Page>,
+    ApiPath((tenant, database)): ApiPath<(String, String)>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
@@ -427,7 +444,7 @@ async fn list_collections(
 
 async fn count_collections(
     State(s): State<AppState>,
-    Path((tenant, database)): Path<(String, String)>,
+    ApiPath((tenant, database)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
@@ -438,16 +455,13 @@ async fn count_collections(
 
 async fn create_collection(
     State(s): State<AppState>,
-    Path((tenant, database)): Path<(String, String)>,
+    ApiPath((tenant, database)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let name = name_of(&body)?;
     validate_name("collection", &name).map_err(ApiError::invalid)?;
-    let metadata = parse::opt_object(&body, "metadata")?;
-    if let Some(md) = &metadata {
-        check_collection_metadata(md).map_err(ApiError::invalid)?;
-    }
+    let metadata = v2_collection_metadata(parse::opt_object(&body, "metadata")?)?;
     let configuration = parse::opt_object(&body, "configuration")?;
     if configuration
         .as_ref()
@@ -486,7 +500,7 @@ async fn create_collection(
 
 async fn get_collection(
     State(s): State<AppState>,
-    Path((tenant, database, collection)): Path<(String, String, String)>,
+    ApiPath((tenant, database, collection)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
@@ -499,11 +513,7 @@ async fn get_collection(
 }
 
 fn parse_collection_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        kind: "InvalidUUID",
-        message: format!("Invalid UUID: {id}"),
-    })
+    Uuid::parse_str(id).map_err(|_| ApiError::invalid("Collection ID is not a valid UUIDv4"))
 }
 
 /// The collection `id` of `database`, as the record routes address it.
@@ -519,7 +529,7 @@ fn collection_by_id(p: &Project, database: &str, id: &str) -> ApiResult<Collecti
 
 async fn get_collection_by_id(
     State(s): State<AppState>,
-    Path((tenant, database, id)): Path<(String, String, String)>,
+    ApiPath((tenant, database, id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
@@ -531,7 +541,7 @@ async fn get_collection_by_id(
 
 async fn modify_collection(
     State(s): State<AppState>,
-    Path((tenant, database, id)): Path<(String, String, String)>,
+    ApiPath((tenant, database, id)): ApiPath<(String, String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -539,10 +549,7 @@ async fn modify_collection(
     if let Some(n) = &new_name {
         validate_name("collection", n).map_err(ApiError::invalid)?;
     }
-    let new_metadata = parse::opt_object(&body, "new_metadata")?;
-    if let Some(md) = &new_metadata {
-        check_collection_metadata(md).map_err(ApiError::invalid)?;
-    }
+    let new_metadata = v2_collection_metadata(parse::opt_object(&body, "new_metadata")?)?;
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
     let mut new_ef = None;
     let mut hnsw_changes = Map::new();
@@ -610,7 +617,7 @@ async fn modify_collection(
 
 async fn delete_collection(
     State(s): State<AppState>,
-    Path((tenant, database, collection)): Path<(String, String, String)>,
+    ApiPath((tenant, database, collection)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
@@ -621,7 +628,7 @@ async fn delete_collection(
     .await
 }
 
-type RecordPath = Path<(String, String, String)>;
+type RecordPath = ApiPath<(String, String, String)>;
 
 async fn write(
     s: AppState,
@@ -648,7 +655,7 @@ async fn write(
 
 async fn add(
     State(s): State<AppState>,
-    Path(path): RecordPath,
+    ApiPath(path): RecordPath,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     Ok((
@@ -659,7 +666,7 @@ async fn add(
 
 async fn update(
     State(s): State<AppState>,
-    Path(path): RecordPath,
+    ApiPath(path): RecordPath,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     write(s, path, body, WriteMode::Update).await
@@ -667,7 +674,7 @@ async fn update(
 
 async fn upsert(
     State(s): State<AppState>,
-    Path(path): RecordPath,
+    ApiPath(path): RecordPath,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     write(s, path, body, WriteMode::Upsert).await
@@ -675,7 +682,7 @@ async fn upsert(
 
 async fn delete_records(
     State(s): State<AppState>,
-    Path((tenant, database, id)): RecordPath,
+    ApiPath((tenant, database, id)): RecordPath,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -699,7 +706,7 @@ async fn delete_records(
 
 async fn count(
     State(s): State<AppState>,
-    Path((tenant, database, id)): RecordPath,
+    ApiPath((tenant, database, id)): RecordPath,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
@@ -713,7 +720,7 @@ async fn count(
 
 async fn get_records(
     State(s): State<AppState>,
-    Path((tenant, database, id)): RecordPath,
+    ApiPath((tenant, database, id)): RecordPath,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -743,7 +750,7 @@ async fn get_records(
 
 async fn query(
     State(s): State<AppState>,
-    Path((tenant, database, id)): RecordPath,
+    ApiPath((tenant, database, id)): RecordPath,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
@@ -778,7 +785,7 @@ fn unsupported(status: StatusCode, kind: &'static str, message: &str) -> ApiErro
     }
 }
 
-async fn fork(Path(_): RecordPath) -> ApiError {
+async fn fork(ApiPath(_): RecordPath) -> ApiError {
     unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "ChromaError",
@@ -786,7 +793,7 @@ async fn fork(Path(_): RecordPath) -> ApiError {
     )
 }
 
-async fn fork_count(Path(_): RecordPath) -> ApiError {
+async fn fork_count(ApiPath(_): RecordPath) -> ApiError {
     unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "ChromaError",
@@ -794,7 +801,7 @@ async fn fork_count(Path(_): RecordPath) -> ApiError {
     )
 }
 
-async fn indexing_status(Path(_): RecordPath) -> ApiError {
+async fn indexing_status(ApiPath(_): RecordPath) -> ApiError {
     unsupported(
         StatusCode::INTERNAL_SERVER_ERROR,
         "InternalError",
@@ -802,7 +809,7 @@ async fn indexing_status(Path(_): RecordPath) -> ApiError {
     )
 }
 
-async fn search(Path(_): RecordPath) -> ApiError {
+async fn search(ApiPath(_): RecordPath) -> ApiError {
     unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "ChromaError",
@@ -810,7 +817,7 @@ async fn search(Path(_): RecordPath) -> ApiError {
     )
 }
 
-async fn functions(Query(_): Query<HashMap<String, String>>) -> ApiError {
+async fn functions(ApiQuery(_): ApiQuery<HashMap<String, String>>) -> ApiError {
     unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "ChromaError",

@@ -272,7 +272,7 @@ pub fn encode_vector(v: &[f32]) -> Vec<u8> {
 }
 
 pub fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(
@@ -310,7 +310,7 @@ mod tests {
             );
         }
         assert_eq!(sortable_f64(-0.0), sortable_f64(0.0));
-        assert_eq!(sortable_f64(5.0), sortable_f64(5i64 as f64));
+        assert_eq!(sortable_f64(5.0), sortable_f64(5_f64));
     }
 
     #[test]

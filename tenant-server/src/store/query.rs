@@ -497,7 +497,8 @@ impl TopK {
     fn new(k: usize) -> TopK {
         TopK {
             k,
-            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+            // k comes from the request: never reserve more than a small start
+            heap: std::collections::BinaryHeap::with_capacity(k.min(1024) + 1),
         }
     }
     fn push(&mut self, label: u32, d: f32) {

@@ -384,8 +384,16 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         for e in entries.flatten() {
-            let Ok(name) = e.file_name().into_string() else {
+            let Ok(dir_name) = e.file_name().into_string() else {
                 continue;
+            };
+            let name = if dir_name.contains('~') {
+                match std::fs::read_to_string(e.path().join(NAME_FILE)) {
+                    Ok(n) if project_dir_name(&n) == dir_name => n,
+                    _ => continue,
+                }
+            } else {
+                dir_name
             };
             if validate_name("project", &name).is_err() {
                 continue;

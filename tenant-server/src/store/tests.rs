@@ -70,13 +70,13 @@ fn record(i: usize, rng: &mut Lcg, dim: usize) -> RecordInput {
             ["red", "green", "blue", "bluest"][rng.below(4) as usize].into(),
         ))),
     );
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         md.insert(
             "b".to_string(),
-            Some(MetaValue::Scalar(Scalar::Bool(i % 2 == 0))),
+            Some(MetaValue::Scalar(Scalar::Bool(i.is_multiple_of(2)))),
         );
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         md.insert(
             "tags".to_string(),
             Some(MetaValue::List(vec![
@@ -88,7 +88,7 @@ fn record(i: usize, rng: &mut Lcg, dim: usize) -> RecordInput {
     RecordInput {
         id: format!("id-{i}"),
         embedding: Some((0..dim).map(|_| rng.unit()).collect()),
-        document: (i % 5 != 0)
+        document: (!i.is_multiple_of(5))
             .then(|| format!("document {i} about {}", ["cats", "dogs", "birds"][i % 3])),
         metadata: Some(md),
         uri: None,
