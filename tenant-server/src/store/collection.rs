@@ -43,22 +43,48 @@ pub struct ServingState {
     /// `None` until the collection's dimension is fixed by its first add.
     pub vectors: Option<VectorSet>,
     pub graph: Option<Arc<Graph>>,
-    /// Every live label below this is in `graph`.
+    /// Every live label below this is in `graph`, except those in `reindex`.
     pub indexed_upto: u32,
+    /// Labels below `indexed_upto` whose embedding changed after it was put in the graph.
+    pub reindex: RoaringBitmap,
+    /// Embedding generation of each label whose embedding changed at least once.
+    pub generations: std::collections::HashMap<u32, u32>,
     /// Points inserted since the graph was last written to disk.
     pub unsaved_points: usize,
 }
 
 impl ServingState {
+    pub fn generation(&self, label: u32) -> u32 {
+        self.generations.get(&label).copied().unwrap_or(0)
+    }
+
+    /// Live records the graph does not answer for yet (found by exact scan meanwhile).
     pub fn unindexed(&self) -> u64 {
-        self.live.range_cardinality(self.indexed_upto..)
+        self.live.range_cardinality(self.indexed_upto..) + self.reindex.intersection_len(&self.live)
+    }
+
+    /// Whether graph point `id` is the current embedding of a live, indexed record.
+    pub fn point_is_current(&self, id: usize) -> bool {
+        let (label, generation) = super::keys::split_point(id);
+        label < self.indexed_upto
+            && self.live.contains(label)
+            && !self.reindex.contains(label)
+            && self.generation(label) == generation
+    }
+
+    /// Labels a query must scan exactly because the graph does not have them yet.
+    pub fn unindexed_labels(&self) -> RoaringBitmap {
+        let mut tail: RoaringBitmap = self.live.range(self.indexed_upto..).collect();
+        tail |= &self.reindex & &self.live;
+        tail
     }
 
     /// Graph points that no longer answer to a live record.
     pub fn tombstones(&self) -> usize {
         let graph_points = self.graph.as_ref().map_or(0, |g| g.len());
-        let live_indexed = self.live.range_cardinality(..self.indexed_upto) as usize;
-        graph_points.saturating_sub(live_indexed)
+        let live_indexed = self.live.range_cardinality(..self.indexed_upto)
+            - (&self.reindex & &self.live).range_cardinality(..self.indexed_upto);
+        graph_points.saturating_sub(live_indexed as usize)
     }
 }
 

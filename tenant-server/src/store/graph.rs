@@ -108,7 +108,25 @@ impl Graph {
         self.len() == 0
     }
 
-    /// Inserts points (vector in search form, label); uses every core (rayon).
+    /// Ids of every point in the graph.
+    pub fn point_ids(&self) -> Vec<usize> {
+        match &self.inner {
+            Inner::L2(o) => o
+                .hnsw
+                .get_point_indexation()
+                .into_iter()
+                .map(|p| p.get_origin_id())
+                .collect(),
+            Inner::Dot(o) => o
+                .hnsw
+                .get_point_indexation()
+                .into_iter()
+                .map(|p| p.get_origin_id())
+                .collect(),
+        }
+    }
+
+    /// Inserts points (vector in search form, point id); uses every core (rayon).
     pub fn insert(&self, points: &[(&[f32], usize)]) {
         let batch: Vec<(&[f32], usize)> = points.to_vec();
         match &self.inner {

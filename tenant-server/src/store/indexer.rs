@@ -9,8 +9,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Weak};
 use std::thread;
 
-use super::collection::Collection;
+use super::collection::{Collection, ServingState};
 use super::graph::Graph;
+use super::keys::point_id;
 
 const BATCH: usize = 2048;
 /// Rebuild once dead points exceed this share of the live ones.
@@ -111,27 +112,57 @@ pub fn catch_up(c: &Collection) {
     c.refresh_memory();
 }
 
-/// Inserts the next batch above the watermark; false when there was nothing to do.
+/// Copies the current embeddings of `labels` as (vector, point id, label, generation).
+fn copy_points(st: &ServingState, labels: &[u32]) -> Vec<(Vec<f32>, usize, u32, u32)> {
+    let Some(vectors) = st.vectors.as_ref() else {
+        return Vec::new();
+    };
+    labels
+        .iter()
+        .filter_map(|&l| {
+            let generation = st.generation(l);
+            vectors
+                .get(l)
+                .map(|v| (v.to_vec(), point_id(l, generation), l, generation))
+        })
+        .collect()
+}
+
+/// Inserts the next batch: re-embedded records first, then records above the watermark.
+/// False when there was nothing to do.
 fn insert_next_batch(c: &Collection) -> bool {
     let (graph, batch, end) = {
         let st = c.state.read();
-        let (Some(vectors), Some(graph)) = (st.vectors.as_ref(), st.graph.as_ref()) else {
+        let Some(graph) = st.graph.as_ref() else {
             return false;
         };
-        let labels: Vec<u32> = st.live.range(st.indexed_upto..).take(BATCH).collect();
-        let Some(&last) = labels.last() else {
+        let mut labels: Vec<u32> = (&st.reindex & &st.live).iter().take(BATCH).collect();
+        let reindexed = labels.len();
+        labels.extend(st.live.range(st.indexed_upto..).take(BATCH - reindexed));
+        if labels.is_empty() {
             return false;
-        };
-        let batch: Vec<(Vec<f32>, usize)> = labels
-            .iter()
-            .filter_map(|&l| vectors.get(l).map(|v| (v.to_vec(), l as usize)))
-            .collect();
-        (Arc::clone(graph), batch, last + 1)
+        }
+        let end = labels[reindexed..].last().map(|l| l + 1);
+        (Arc::clone(graph), copy_points(&st, &labels), end)
     };
-    let refs: Vec<(&[f32], usize)> = batch.iter().map(|(v, l)| (v.as_slice(), *l)).collect();
+    let refs: Vec<(&[f32], usize)> = batch
+        .iter()
+        .map(|(v, id, _, _)| (v.as_slice(), *id))
+        .collect();
     graph.insert(&refs);
     let mut st = c.state.write();
-    st.indexed_upto = st.indexed_upto.max(end);
+    for (_, _, label, generation) in &batch {
+        // re-embedded again meanwhile: the point just added is already a tombstone
+        if st.generation(*label) == *generation {
+            st.reindex.remove(*label);
+        }
+    }
+    if let Some(end) = end {
+        st.indexed_upto = st.indexed_upto.max(end);
+    }
+    // deleted records leave nothing to re-embed
+    let live = st.live.clone();
+    st.reindex &= &live;
     st.unsaved_points += refs.len();
     true
 }
@@ -150,29 +181,32 @@ fn rebuild(c: &Collection) {
             upto,
         )
     };
+    let mut inserted: Vec<(u32, u32)> = Vec::with_capacity(labels.len());
     let started = std::time::Instant::now();
     let graph = Graph::new(&c.hnsw, dimension, labels.len());
     for chunk in labels.chunks(BATCH) {
         if c.dropped.load(Ordering::SeqCst) {
             return;
         }
-        let batch: Vec<(Vec<f32>, usize)> = {
-            let st = c.state.read();
-            let Some(vectors) = st.vectors.as_ref() else {
-                return;
-            };
-            chunk
-                .iter()
-                .filter_map(|&l| vectors.get(l).map(|v| (v.to_vec(), l as usize)))
-                .collect()
-        };
-        let refs: Vec<(&[f32], usize)> = batch.iter().map(|(v, l)| (v.as_slice(), *l)).collect();
+        let batch = copy_points(&c.state.read(), chunk);
+        let refs: Vec<(&[f32], usize)> = batch
+            .iter()
+            .map(|(v, id, _, _)| (v.as_slice(), *id))
+            .collect();
         graph.insert(&refs);
+        inserted.extend(batch.iter().map(|(_, _, l, g)| (*l, *g)));
     }
     let mut st = c.state.write();
     st.unsaved_points = graph.len().max(1);
     st.graph = Some(Arc::new(graph));
     st.indexed_upto = upto;
+    // what changed while the graph was being built goes through the normal catch-up
+    st.reindex.clear();
+    for (label, generation) in inserted {
+        if st.live.contains(label) && st.generation(label) != generation {
+            st.reindex.insert(label);
+        }
+    }
     tracing::info!(
         collection = %c.id,
         points = labels.len(),

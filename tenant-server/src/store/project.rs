@@ -356,6 +356,7 @@ impl Project {
             dimension: d,
             data: Vec::with_capacity(counters.next_label as usize * d),
         });
+        let mut generations = HashMap::new();
         let prefix = meta.id.as_bytes();
         let iter = self.db.iterator_cf(
             self.cf(keys::CF_VECTORS)?,
@@ -368,7 +369,7 @@ impl Project {
             }
             let label =
                 keys::label_from_key(&k).ok_or_else(|| StoreError::Corrupt("vector key".into()))?;
-            let vec = keys::decode_vector(&v)
+            let (generation, vec) = keys::decode_vector(&v)
                 .ok_or_else(|| StoreError::Corrupt("vector value".into()))?;
             let set = vectors.get_or_insert_with(|| VectorSet {
                 dimension: vec.len(),
@@ -383,6 +384,9 @@ impl Project {
             }
             set.set(label, &super::distance::search_form(meta.hnsw.space, &vec));
             live.insert(label);
+            if generation > 0 {
+                generations.insert(label, generation);
+            }
         }
         let index_dir = self.index_dir(&meta.id);
         let (graph, indexed_upto) = match vectors.as_ref() {
@@ -395,6 +399,18 @@ impl Project {
             },
             None => (None, 0),
         };
+        // labels whose current embedding the saved graph does not hold (changed after it
+        // was saved) are scanned exactly until the indexer adds them
+        let mut reindex = RoaringBitmap::new();
+        if let Some(g) = graph.as_ref() {
+            let current: std::collections::HashSet<usize> = g.point_ids().into_iter().collect();
+            for l in live.range(..indexed_upto) {
+                let generation = generations.get(&l).copied().unwrap_or(0);
+                if !current.contains(&keys::point_id(l, generation)) {
+                    reindex.insert(l);
+                }
+            }
+        }
         Ok(Collection::new(
             meta.id,
             meta.hnsw.clone(),
@@ -404,6 +420,8 @@ impl Project {
                 vectors,
                 graph,
                 indexed_upto,
+                reindex,
+                generations,
                 unsaved_points: 0,
             },
         ))

@@ -274,7 +274,9 @@ impl Project {
                 .ok_or_else(|| StoreError::Corrupt("record value".into()))?;
             let embedding = match vectors.get(i) {
                 Some(Ok(Some(b))) => Some(
-                    keys::decode_vector(b).ok_or_else(|| StoreError::Corrupt("vector".into()))?,
+                    keys::decode_vector(b)
+                        .ok_or_else(|| StoreError::Corrupt("vector".into()))?
+                        .1,
                 ),
                 Some(Err(e)) => return Err(e.clone().into()),
                 _ => None,
@@ -428,7 +430,9 @@ fn graph_search(
         return;
     };
     let upto = st.indexed_upto;
-    let accept = |l: u32| l < upto && st.live.contains(l) && allowed.is_none_or(|a| a.contains(l));
+    let accept = |id: usize| {
+        st.point_is_current(id) && allowed.is_none_or(|a| a.contains(keys::split_point(id).0))
+    };
     if let Some(graph) = st.graph.as_ref() {
         // Over-fetch by the share of graph points a result may not use (deleted records,
         // filtered-out records), then widen until k acceptable points come back.
@@ -440,20 +444,26 @@ fn graph_search(
             .min(graph_points);
         loop {
             let found = graph.search(q, fetch, ef_search.max(fetch));
+            let returned = found.len();
             let mut kept = 0;
-            for l in found.iter().map(|&l| l as u32).filter(|&l| accept(l)) {
+            for l in found
+                .into_iter()
+                .filter(|&id| accept(id))
+                .map(|id| keys::split_point(id).0)
+            {
                 if let Some(v) = vectors.get(l) {
                     top.push(l, distance(coll.space, v, q));
                     kept += 1;
                 }
             }
-            if kept >= k || fetch >= graph_points || found.len() < fetch {
+            if kept >= k || fetch >= graph_points || returned < fetch {
                 break;
             }
             top.clear();
             if fetch >= MAX_GRAPH_FETCH {
                 // the filter rejects too much of what the graph offers: scan exactly
-                for l in st.live.range(..upto).filter(|&l| accept(l)) {
+                let indexed = st.live.range(..upto).filter(|l| !st.reindex.contains(*l));
+                for l in indexed.filter(|l| allowed.is_none_or(|a| a.contains(*l))) {
                     if let Some(v) = vectors.get(l) {
                         top.push(l, distance(coll.space, v, q));
                     }
@@ -464,7 +474,7 @@ fn graph_search(
         }
     }
     // records the indexer has not reached yet
-    for l in st.live.range(upto..) {
+    for l in &st.unindexed_labels() {
         if allowed.is_none_or(|a| a.contains(l)) {
             if let Some(v) = vectors.get(l) {
                 top.push(l, distance(coll.space, v, q));

@@ -370,13 +370,16 @@ impl Registry {
     /// Every project in the workspace, with figures (open ones live, closed ones as of
     /// their last close).
     pub fn list(&self) -> StoreResult<Vec<ProjectListing>> {
-        let open: Vec<Arc<Project>> = self
-            .state
-            .lock()
-            .open
-            .iter()
-            .map(|(_, p)| Arc::clone(p))
-            .collect();
+        let open: Vec<Arc<Project>> = {
+            // a project being closed is in neither the open set nor its stats file yet:
+            // give closes in progress a moment to finish so their figures are exact
+            let mut st = self.state.lock();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !st.busy.is_empty() && std::time::Instant::now() < deadline {
+                self.closed.wait_for(&mut st, Duration::from_millis(50));
+            }
+            st.open.iter().map(|(_, p)| Arc::clone(p)).collect()
+        };
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.workspace) {
             Ok(e) => e,

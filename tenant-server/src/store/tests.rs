@@ -428,3 +428,78 @@ fn print_project_reopen_cost() {
         start.elapsed() / 50
     );
 }
+
+#[test]
+fn new_embeddings_keep_record_order_and_are_found_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let n = 600;
+    let query_one = |p: &Project, meta: &CollectionMeta, v: Vec<f32>| {
+        let q = vec![v];
+        let req = QueryRequest {
+            embeddings: &q,
+            n_results: 3,
+            ids: None,
+            where_: None,
+            where_document: None,
+            include: Include::default(),
+        };
+        p.query(meta, &req).unwrap().0.remove(0)
+    };
+    let moved = |id: &str, x: f32| RecordInput {
+        id: id.into(),
+        embedding: Some(vec![x; dim]),
+        ..Default::default()
+    };
+    {
+        let reg = registry(dir.path());
+        let p = reg.project("order").unwrap();
+        let meta = new_collection(&p, "c1", Space::L2);
+        let mut rng = Lcg(5);
+        p.write(
+            &meta,
+            WriteMode::Add,
+            (0..n).map(|i| record(i, &mut rng, dim)).collect(),
+        )
+        .unwrap();
+        wait_indexed(&p, &meta.id);
+        // re-embed one record that is already in the graph, and query at once: the
+        // re-embedded record is found at its new place before the indexer gets to it
+        p.write(&meta, WriteMode::Upsert, vec![moved("id-5", 50.0)])
+            .unwrap();
+        let hits = query_one(&p, &meta, vec![50.0; dim]);
+        assert_eq!(hits[0].record.id, "id-5");
+        assert!(hits[0].distance.abs() < 1e-6);
+        wait_indexed(&p, &meta.id);
+        let hits = query_one(&p, &meta, vec![50.0; dim]);
+        assert_eq!(hits[0].record.id, "id-5");
+        drop(p);
+        reg.close_all();
+    }
+    let reg = registry(dir.path());
+    let p = reg.project("order").unwrap();
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+    // order of get is the order records were first written, updates included
+    let all = p
+        .get_records(&meta, None, None, None, None, 0, Include::default())
+        .unwrap()
+        .records;
+    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("id-{i}")).collect();
+    assert_eq!(ids, expected);
+    // the saved graph holds id-5's second embedding; a third one after reopening is found
+    // at once too, and the old positions no longer answer
+    assert_eq!(query_one(&p, &meta, vec![50.0; dim])[0].record.id, "id-5");
+    p.write(&meta, WriteMode::Update, vec![moved("id-5", -70.0)])
+        .unwrap();
+    let hits = query_one(&p, &meta, vec![-70.0; dim]);
+    assert_eq!(hits[0].record.id, "id-5");
+    let hits = query_one(&p, &meta, vec![50.0; dim]);
+    assert!(hits
+        .iter()
+        .all(|h| h.record.id != "id-5" || h.distance > 1000.0));
+    wait_indexed(&p, &meta.id);
+    let coll = p.collection(&meta).unwrap();
+    assert!(coll.state.read().reindex.is_empty());
+    assert_eq!(query_one(&p, &meta, vec![-70.0; dim])[0].record.id, "id-5");
+}

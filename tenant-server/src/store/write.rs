@@ -34,9 +34,8 @@ pub struct WriteOutcome {
 /// What one record's write does to the serving state once the batch is durable.
 struct Change {
     label: u32,
-    old_label: Option<u32>,
-    /// The new embedding in search form, when the write gave one.
-    vector: Option<Vec<f32>>,
+    /// The new embedding in search form and its generation, when the write gave one.
+    vector: Option<(u32, Vec<f32>)>,
 }
 
 /// Checks a batch before anything is looked up or written.
@@ -241,30 +240,27 @@ impl Project {
                 uri: r.uri.or(old.uri),
                 metadata: merge_metadata(old_metadata.clone(), r.metadata, false),
             };
-            // A new embedding gets a new label: the graph cannot move a point, so the old
-            // one becomes a tombstone.
-            let label = match (old_label, &r.embedding) {
-                (Some(l), None) => l,
-                _ => {
+            // A record keeps its label for life; a new embedding gets a new generation,
+            // because the graph cannot move a point: the old point becomes a tombstone.
+            let label = match old_label {
+                Some(l) => l,
+                None => {
                     let l = counters.next_label;
                     counters.next_label = l.checked_add(1).ok_or_else(|| {
                         StoreError::InvalidArgument("collection label space exhausted".into())
                     })?;
+                    counters.count += 1;
                     l
                 }
             };
-            if let Some(ol) = old_label {
-                if let Some(md) = &old_metadata {
-                    for k in keys::mindex_entries(&id, ol, md) {
-                        batch.delete_cf(cf_mindex, k);
-                    }
+            let generation = match old_label {
+                Some(l) => coll.state.read().generation(l).wrapping_add(1),
+                None => 0,
+            };
+            if let (Some(ol), Some(md)) = (old_label, &old_metadata) {
+                for k in keys::mindex_entries(&id, ol, md) {
+                    batch.delete_cf(cf_mindex, k);
                 }
-                if ol != label {
-                    batch.delete_cf(cf_records, keys::label_key(&id, ol));
-                    batch.delete_cf(cf_vectors, keys::label_key(&id, ol));
-                }
-            } else {
-                counters.count += 1;
             }
             if let Some(md) = &record.metadata {
                 for k in keys::mindex_entries(&id, label, md) {
@@ -276,14 +272,13 @@ impl Project {
                 batch.put_cf(
                     cf_vectors,
                     keys::label_key(&id, label),
-                    keys::encode_vector(e),
+                    keys::encode_vector(generation, e),
                 );
             }
             batch.put_cf(cf_ids, keys::id_key(&id, &r.id), label.to_be_bytes());
             changes.push(Change {
                 label,
-                old_label,
-                vector: r.embedding.map(|e| coll.search_vector(&e)),
+                vector: r.embedding.map(|e| (generation, coll.search_vector(&e))),
             });
         }
         let dim_fixed = meta.dimension.is_none() && new_dim.is_some() && !changes.is_empty();
@@ -362,6 +357,10 @@ impl Project {
             self.db.write(batch)?;
             let mut st = coll.state.write();
             st.live -= &labels;
+            st.reindex -= &labels;
+            for l in &labels {
+                st.generations.remove(&l);
+            }
             drop(st);
             self.indexer.schedule(&coll);
         }
@@ -374,20 +373,18 @@ impl Project {
 
 fn apply_changes(coll: &Arc<Collection>, dim: Option<usize>, changes: Vec<Change>) {
     let mut st = coll.state.write();
-    for Change {
-        label,
-        old_label,
-        vector,
-    } in changes
-    {
-        if let Some(v) = vector {
+    for Change { label, vector } in changes {
+        if let Some((generation, v)) = vector {
             let set = st.vectors.get_or_insert_with(|| VectorSet {
                 dimension: dim.unwrap_or(v.len()),
                 data: Vec::new(),
             });
             set.set(label, &v);
-            if let Some(ol) = old_label.filter(|ol| *ol != label) {
-                st.live.remove(ol);
+            if generation > 0 {
+                st.generations.insert(label, generation);
+            }
+            if label < st.indexed_upto {
+                st.reindex.insert(label);
             }
         }
         st.live.insert(label);
