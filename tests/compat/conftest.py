@@ -3,7 +3,7 @@
 Run against a server that is already up with ``--url http://HOST:PORT``; without ``--url``
 the Quiver tenant server binary is started on a temporary workspace and a free port
 (``--allow-reset``), and stopped when the session ends. The binary is
-``$QUIVER_TENANT_SERVER_BIN``, else ``/root/.cache/quiver-target/release/quiver-tenant-server``,
+``$QUIVER_TENANT_SERVER_BIN``, else ``$CARGO_TARGET_DIR/release/quiver-tenant-server``,
 else ``target/release/quiver-tenant-server`` in the repository.
 
 The assertions encode what the real Chroma 1.5.9 server does when driven by the official
@@ -32,7 +32,6 @@ from chromadb.config import Settings  # noqa: E402
 from _helpers import new_tenant, unique  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_BIN = "/root/.cache/quiver-target/release/quiver-tenant-server"
 
 
 def pytest_addoption(parser):
@@ -49,9 +48,8 @@ def _server_binary() -> str:
     env = os.environ.get("QUIVER_TENANT_SERVER_BIN")
     if env:
         return env
-    if os.path.exists(DEFAULT_BIN):
-        return DEFAULT_BIN
-    return str(REPO / "target" / "release" / "quiver-tenant-server")
+    target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
+    return str(Path(target) / "release" / "quiver-tenant-server")
 
 
 def _free_port() -> int:
