@@ -5,8 +5,9 @@
 //! Records at or above the watermark (written but not yet indexed) are found by exact scan,
 //! so a query never misses an acknowledged write while the indexer catches up.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -16,6 +17,11 @@ use uuid::Uuid;
 use super::distance::search_form;
 use super::graph::Graph;
 use super::types::{HnswConfig, Space};
+
+const FILTER_CACHE_ENTRIES: NonZeroUsize = match NonZeroUsize::new(32) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
 
 pub struct VectorSet {
     pub dimension: usize,
@@ -98,6 +104,9 @@ pub struct Collection {
     /// of existing records stay consistent without transactions.
     pub write_lock: Mutex<()>,
     pub dropped: AtomicBool,
+    /// Bumped after every applied write; filter results cached under an older value are stale.
+    write_generation: AtomicU64,
+    filter_cache: Mutex<lru::LruCache<String, (u64, RoaringBitmap)>>,
     /// Set while the collection waits in the indexer's queue.
     pub index_queued: AtomicBool,
     /// Held while the graph is being changed or written, so closing waits for the indexer.
@@ -115,12 +124,37 @@ impl Collection {
             state: RwLock::new(state),
             write_lock: Mutex::new(()),
             dropped: AtomicBool::new(false),
+            write_generation: AtomicU64::new(0),
+            filter_cache: Mutex::new(lru::LruCache::new(FILTER_CACHE_ENTRIES)),
             index_queued: AtomicBool::new(false),
             index_work: Mutex::new(()),
             memory_bytes: AtomicUsize::new(0),
         };
         c.refresh_memory();
         c
+    }
+
+    pub fn write_generation(&self) -> u64 {
+        self.write_generation.load(Ordering::SeqCst)
+    }
+
+    /// Called after a write is applied to the serving state.
+    pub fn note_write(&self) {
+        self.write_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn cached_filter(&self, key: &str, generation: u64) -> Option<RoaringBitmap> {
+        let mut cache = self.filter_cache.lock();
+        match cache.get(key) {
+            Some((g, set)) if *g == generation => Some(set.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn cache_filter(&self, key: String, generation: u64, set: &RoaringBitmap) {
+        if self.write_generation() == generation {
+            self.filter_cache.lock().put(key, (generation, set.clone()));
+        }
     }
 
     pub fn search_vector(&self, v: &[f32]) -> Vec<f32> {

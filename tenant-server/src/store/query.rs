@@ -56,21 +56,43 @@ impl Project {
         where_: Option<&Where>,
         where_document: Option<&WhereDocument>,
     ) -> StoreResult<RoaringBitmap> {
-        let live = coll.state.read().live.clone();
-        let mut set = live.clone();
+        let mut set = if where_.is_some() || where_document.is_some() {
+            self.filtered_labels(coll, meta, where_, where_document)?
+        } else {
+            coll.state.read().live.clone()
+        };
         if let Some(ids) = ids {
             set &= self.labels_of_ids(meta, ids)?;
         }
+        Ok(set)
+    }
+
+    /// Live labels matching the filters. Applications repeat the same filters (a user, a
+    /// tenant, a source), so results are cached per collection until its next write.
+    fn filtered_labels(
+        &self,
+        coll: &Collection,
+        meta: &CollectionMeta,
+        where_: Option<&Where>,
+        where_document: Option<&WhereDocument>,
+    ) -> StoreResult<RoaringBitmap> {
+        let key = format!("{where_:?}|{where_document:?}");
+        // read before computing: a write that lands meanwhile makes this entry stale
+        let generation = coll.write_generation();
+        if let Some(hit) = coll.cached_filter(&key, generation) {
+            return Ok(hit);
+        }
+        let live = coll.state.read().live.clone();
+        let mut set = live.clone();
         if let Some(w) = where_ {
-            if !set.is_empty() {
-                set &= self.eval_where(meta, w, &live)?;
-            }
+            set &= self.eval_where(meta, w, &live)?;
         }
         if let Some(wd) = where_document {
             if !set.is_empty() {
                 set = self.filter_documents(meta, &set, wd)?;
             }
         }
+        coll.cache_filter(key, generation, &set);
         Ok(set)
     }
 

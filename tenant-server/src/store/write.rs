@@ -296,6 +296,7 @@ impl Project {
         }
         let applied = changes.len();
         apply_changes(&coll, new_dim, changes);
+        coll.note_write();
         if applied > 0 {
             self.indexer.schedule(&coll);
         }
@@ -362,6 +363,7 @@ impl Project {
                 st.generations.remove(&l);
             }
             drop(st);
+            coll.note_write();
             self.indexer.schedule(&coll);
         }
         Ok(WriteOutcome {
