@@ -512,7 +512,10 @@ fn cached_filter_results_follow_writes() {
     let meta = new_collection(&p, "c1", Space::L2);
     let tagged = |id: &str, tag: Option<&str>| {
         let mut md = std::collections::BTreeMap::new();
-        md.insert("tag".to_string(), tag.map(|t| MetaValue::Scalar(Scalar::Str(t.into()))));
+        md.insert(
+            "tag".to_string(),
+            tag.map(|t| MetaValue::Scalar(Scalar::Str(t.into()))),
+        );
         RecordInput {
             id: id.into(),
             embedding: Some(vec![1.0, 2.0]),
@@ -520,19 +523,29 @@ fn cached_filter_results_follow_writes() {
             ..Default::default()
         }
     };
-    p.write(&meta, WriteMode::Add, vec![tagged("a", Some("x")), tagged("b", Some("y"))]).unwrap();
+    p.write(
+        &meta,
+        WriteMode::Add,
+        vec![tagged("a", Some("x")), tagged("b", Some("y"))],
+    )
+    .unwrap();
     let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
     let w = Where::parse(&json!({"tag": "x"})).unwrap().unwrap();
     let ids = |p: &Project| -> Vec<String> {
-        let got = p.get_records(&meta, None, Some(&w), None, None, 0, Include::default()).unwrap();
+        let got = p
+            .get_records(&meta, None, Some(&w), None, None, 0, Include::default())
+            .unwrap();
         got.records.into_iter().map(|r| r.id).collect()
     };
     assert_eq!(ids(&p), ["a"]);
     assert_eq!(ids(&p), ["a"]); // served from the cache
-    p.write(&meta, WriteMode::Add, vec![tagged("c", Some("x"))]).unwrap();
+    p.write(&meta, WriteMode::Add, vec![tagged("c", Some("x"))])
+        .unwrap();
     assert_eq!(ids(&p), ["a", "c"]);
-    p.write(&meta, WriteMode::Update, vec![tagged("a", None)]).unwrap();
+    p.write(&meta, WriteMode::Update, vec![tagged("a", None)])
+        .unwrap();
     assert_eq!(ids(&p), ["c"]);
-    p.delete_records(&meta, Some(&["c".to_string()]), None, None, None).unwrap();
+    p.delete_records(&meta, Some(&["c".to_string()]), None, None, None)
+        .unwrap();
     assert!(ids(&p).is_empty());
 }
