@@ -131,7 +131,7 @@ fn copy_points(st: &ServingState, labels: &[u32]) -> Vec<(Vec<f32>, usize, u32, 
 /// Inserts the next batch: re-embedded records first, then records above the watermark.
 /// False when there was nothing to do.
 fn insert_next_batch(c: &Collection) -> bool {
-    let (graph, batch, end) = {
+    let (graph, batch, end, reindexed_labels) = {
         let st = c.state.read();
         let Some(graph) = st.graph.as_ref() else {
             return false;
@@ -143,7 +143,13 @@ fn insert_next_batch(c: &Collection) -> bool {
             return false;
         }
         let end = labels[reindexed..].last().map(|l| l + 1);
-        (Arc::clone(graph), copy_points(&st, &labels), end)
+        let reindexed_labels: Vec<u32> = labels[..reindexed].to_vec();
+        (
+            Arc::clone(graph),
+            copy_points(&st, &labels),
+            end,
+            reindexed_labels,
+        )
     };
     let refs: Vec<(&[f32], usize)> = batch
         .iter()
@@ -151,6 +157,12 @@ fn insert_next_batch(c: &Collection) -> bool {
         .collect();
     graph.insert(&refs);
     let mut st = c.state.write();
+    // a label without a vector cannot be indexed; never pick it again
+    for l in reindexed_labels {
+        if st.vectors.as_ref().and_then(|v| v.get(l)).is_none() {
+            st.reindex.remove(l);
+        }
+    }
     for (_, _, label, generation) in &batch {
         // re-embedded again meanwhile: the point just added is already a tombstone
         if st.generation(*label) == *generation {
