@@ -236,6 +236,59 @@ pub fn hnsw_config(
     Ok(cfg)
 }
 
+/// HNSW settings a modify request changes. Only `ef_search` changes how Quiver searches;
+/// `tunables` names further keys that are accepted and recorded (Chroma's index knobs).
+pub struct HnswChanges {
+    pub ef_search: Option<usize>,
+    /// Every accepted non-null key, as given, for the stored configuration.
+    pub given: Map<String, Value>,
+}
+
+pub fn hnsw_changes(
+    new_configuration: Option<&Map<String, Value>>,
+    tunables: &[&str],
+) -> ApiResult<HnswChanges> {
+    let mut out = HnswChanges {
+        ef_search: None,
+        given: Map::new(),
+    };
+    let Some(h) = new_configuration
+        .and_then(|c| c.get("hnsw"))
+        .filter(|h| !h.is_null())
+    else {
+        return Ok(out);
+    };
+    let Value::Object(h) = h else {
+        return Err(ApiError::invalid(
+            "Expected 'new_configuration.hnsw' to be an object",
+        ));
+    };
+    for (k, v) in h.iter().filter(|(_, v)| !v.is_null()) {
+        if k == "ef_search" {
+            out.ef_search = Some(usize_in(v, "ef_search", 1, 100_000)?);
+        } else if !tunables.contains(&k.as_str()) {
+            let mut allowed = vec!["ef_search"];
+            allowed.extend_from_slice(tunables);
+            return Err(ApiError::invalid(format!(
+                "Cannot change '{k}' of an existing collection: only {} can be modified",
+                allowed.join(", ")
+            )));
+        }
+        out.given.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+/// Collection metadata as stored: `null` values dropped, scalar values only.
+pub fn collection_metadata(
+    md: Option<Map<String, Value>>,
+) -> ApiResult<Option<Map<String, Value>>> {
+    let Some(mut md) = md else { return Ok(None) };
+    md.retain(|_, v| !v.is_null());
+    crate::store::project::check_collection_metadata(&md).map_err(ApiError::invalid)?;
+    Ok(Some(md))
+}
+
 async fn create_collection(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -250,11 +303,7 @@ async fn create_collection(
     let get_or_create = parse::opt_bool(&body, "get_or_create")?.unwrap_or(false);
     // the original server defaulted this API's collections to cosine
     let hnsw = hnsw_config(configuration.as_ref(), metadata.as_ref(), Space::Cosine)?;
-    let mut metadata = metadata;
-    if let Some(md) = metadata.as_mut() {
-        md.retain(|_, v| !v.is_null());
-        crate::store::project::check_collection_metadata(md).map_err(ApiError::invalid)?;
-    }
+    let metadata = collection_metadata(metadata)?;
     let meta = CollectionMeta {
         id: Uuid::new_v4(),
         name: coll_name,
@@ -301,38 +350,9 @@ async fn modify_collection(
     if let Some(n) = &new_name {
         validate_name("collection", n).map_err(ApiError::invalid)?;
     }
-    let mut new_metadata = parse::opt_object(&body, "new_metadata")?;
-    if let Some(md) = new_metadata.as_mut() {
-        md.retain(|_, v| !v.is_null());
-        crate::store::project::check_collection_metadata(md).map_err(ApiError::invalid)?;
-    }
+    let new_metadata = collection_metadata(parse::opt_object(&body, "new_metadata")?)?;
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
-    let new_ef = match new_configuration
-        .as_ref()
-        .and_then(|c| c.get("hnsw"))
-        .filter(|h| !h.is_null())
-    {
-        None => None,
-        Some(Value::Object(h)) => {
-            if let Some(k) = h
-                .keys()
-                .find(|k| k.as_str() != "ef_search" && !h[k.as_str()].is_null())
-            {
-                return Err(ApiError::invalid(format!(
-                    "Cannot change '{k}' of an existing collection: only ef_search can be modified"
-                )));
-            }
-            h.get("ef_search")
-                .filter(|v| !v.is_null())
-                .map(|v| usize_in(v, "ef_search", 1, 100_000))
-                .transpose()?
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Expected 'new_configuration.hnsw' to be an object",
-            ))
-        }
-    };
+    let new_ef = hnsw_changes(new_configuration.as_ref(), &[])?.ef_search;
     let state = s.clone();
     blocking(move || {
         let p = project(&state, &name)?;

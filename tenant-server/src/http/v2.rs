@@ -17,11 +17,12 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::parse;
 use super::v1::{
-    blocking, filters, get_result_json, hnsw_config, nanos_now, query_result_json, usize_in,
+    blocking, collection_metadata, filters, get_result_json, hnsw_changes, hnsw_config, nanos_now,
+    query_result_json,
 };
 use super::AppState;
 use crate::store::names::validate_name;
-use crate::store::project::{check_collection_metadata, CollectionMeta};
+use crate::store::project::CollectionMeta;
 use crate::store::query::QueryRequest;
 use crate::store::types::{HnswConfig, Include, Space};
 use crate::store::write::WriteMode;
@@ -235,6 +236,15 @@ struct Page {
     offset: Option<usize>,
 }
 
+impl Page {
+    fn of<'a, T>(&self, items: &'a [T]) -> impl Iterator<Item = &'a T> {
+        items
+            .iter()
+            .skip(self.offset.unwrap_or(0))
+            .take(self.limit.unwrap_or(usize::MAX))
+    }
+}
+
 async fn list_databases(
     State(s): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
@@ -242,11 +252,8 @@ async fn list_databases(
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_tenant(&s, &tenant)?;
-        let dbs: Vec<Value> = p
-            .databases()
-            .iter()
-            .skip(page.offset.unwrap_or(0))
-            .take(page.limit.unwrap_or(usize::MAX))
+        let dbs: Vec<Value> = page
+            .of(&p.databases())
             .map(|d| database_json(&tenant, d))
             .collect();
         Ok(Json(Value::Array(dbs)))
@@ -391,15 +398,12 @@ fn collection_json(tenant: &str, meta: &CollectionMeta) -> Value {
 
 /// Collection metadata as Chroma takes it: not empty, `null` values dropped.
 fn v2_collection_metadata(md: Option<Map<String, Value>>) -> ApiResult<Option<Map<String, Value>>> {
-    let Some(mut md) = md else { return Ok(None) };
-    if md.is_empty() {
+    if md.as_ref().is_some_and(Map::is_empty) {
         return Err(ApiError::invalid(
             "Validation error: metadata: Metadata cannot be empty",
         ));
     }
-    md.retain(|_, v| !v.is_null());
-    check_collection_metadata(&md).map_err(ApiError::invalid)?;
-    Ok(Some(md))
+    collection_metadata(md)
 }
 
 /// Sparse and SPANN indexes do not exist on single-node Chroma, nor here.
@@ -430,11 +434,8 @@ async fn list_collections(
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let p = open_database(&s, &tenant, &database)?;
-        let cols: Vec<Value> = p
-            .list_collections(&database)
-            .iter()
-            .skip(page.offset.unwrap_or(0))
-            .take(page.limit.unwrap_or(usize::MAX))
+        let cols: Vec<Value> = page
+            .of(&p.list_collections(&database))
             .map(|m| collection_json(&tenant, m))
             .collect();
         Ok(Json(Value::Array(cols)))
@@ -551,31 +552,16 @@ async fn modify_collection(
     }
     let new_metadata = v2_collection_metadata(parse::opt_object(&body, "new_metadata")?)?;
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
-    let mut new_ef = None;
-    let mut hnsw_changes = Map::new();
-    if let Some(h) = new_configuration
-        .as_ref()
-        .and_then(|c| c.get("hnsw"))
-        .filter(|h| !h.is_null())
-    {
-        let Value::Object(h) = h else {
-            return Err(ApiError::invalid(
-                "Expected 'new_configuration.hnsw' to be an object",
-            ));
-        };
-        for (k, v) in h.iter().filter(|(_, v)| !v.is_null()) {
-            match k.as_str() {
-                "ef_search" => new_ef = Some(usize_in(v, "ef_search", 1, 100_000)?),
-                "num_threads" | "batch_size" | "sync_threshold" | "resize_factor" => {}
-                other => {
-                    return Err(ApiError::invalid(format!(
-                        "Cannot change '{other}' of an existing collection: only ef_search, num_threads, batch_size, sync_threshold and resize_factor can be modified"
-                    )))
-                }
-            }
-            hnsw_changes.insert(k.clone(), v.clone());
-        }
-    }
+    let changes = hnsw_changes(
+        new_configuration.as_ref(),
+        &[
+            "num_threads",
+            "batch_size",
+            "sync_threshold",
+            "resize_factor",
+        ],
+    )?;
+    let (new_ef, hnsw_changes) = (changes.ef_search, changes.given);
     let new_ef_fn = new_configuration
         .as_ref()
         .and_then(|c| c.get("embedding_function"))
