@@ -37,7 +37,9 @@ pub enum PlacementError {
         url: String,
         reason: String,
     },
-    #[error("{what} for project {project:?} names ordinal {ordinal}, but only {urls} shards are listed")]
+    #[error(
+        "{what} for project {project:?} names ordinal {ordinal}, but only {urls} shards are listed"
+    )]
     OrdinalOutOfRange {
         what: &'static str,
         project: String,
@@ -142,8 +144,10 @@ impl PlacementTable {
                 reason,
             };
             let parsed = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
-            if parsed.scheme() != "http" && parsed.scheme() != "https" {
-                return Err(bad("scheme must be http or https".into()));
+            // Shards sit on the cluster network behind the router; TLS ends at the router's
+            // ingress, so a shard URL is plain HTTP.
+            if parsed.scheme() != "http" {
+                return Err(bad("scheme must be http".into()));
             }
             if parsed.host_str().is_none() {
                 return Err(bad("no host".into()));
@@ -221,12 +225,21 @@ mod tests {
             "overrides":{"p":2},"moving":{"p":{"from":0,"to":2,"phase":"catchingUp"}},
             "futureField":true}"#;
         let err = PlacementTable::from_json(text).unwrap_err();
-        assert!(matches!(err, PlacementError::OrdinalOutOfRange { ordinal: 2, .. }));
+        assert!(matches!(
+            err,
+            PlacementError::OrdinalOutOfRange { ordinal: 2, .. }
+        ));
 
         let text = text.replace(r#""http://b:2"]"#, r#""http://b:2","http://c:3"]"#);
         let t = PlacementTable::from_json(&text).unwrap();
         assert_eq!(t.shards[0], "http://a:1");
-        assert_eq!(t.route("p"), Route { ordinal: 2, url: "http://c:3" });
+        assert_eq!(
+            t.route("p"),
+            Route {
+                ordinal: 2,
+                url: "http://c:3"
+            }
+        );
         assert_eq!(t.moving["p"].phase, MovePhase::CatchingUp);
         assert_eq!(PlacementTable::from_json(&t.to_json()).unwrap(), t);
     }
@@ -242,7 +255,7 @@ mod tests {
             PlacementTable::from_json(t).unwrap_err(),
             PlacementError::TooFewUrls { count: 3, urls: 2 }
         ));
-        for bad in ["ftp://a", "not a url", "http://a:1/prefix"] {
+        for bad in ["ftp://a", "https://a", "not a url", "http://a:1/prefix"] {
             let e = PlacementTable::from_urls(0, vec![bad.into()]).unwrap_err();
             assert!(matches!(e, PlacementError::BadUrl { .. }), "{bad}: {e:?}");
         }

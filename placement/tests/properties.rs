@@ -46,7 +46,12 @@ fn growing_by_one_moves_about_one_share_all_to_the_new_ordinal() {
             let before = home_ordinal(name, n);
             let after = home_ordinal(name, n + 1);
             if before != after {
-                assert_eq!(after, n, "{name} moved {before}→{after} when growing {n}→{}", n + 1);
+                assert_eq!(
+                    after,
+                    n,
+                    "{name} moved {before}→{after} when growing {n}→{}",
+                    n + 1
+                );
                 moved += 1;
             }
         }
@@ -75,7 +80,12 @@ fn shrinking_by_one_moves_only_the_removed_ordinals_projects() {
             if removed.contains(name) {
                 assert!(after < n - 1, "{name} still on removed ordinal");
             } else {
-                assert_eq!(before, after, "{name} moved {before}→{after} shrinking {n}→{}", n - 1);
+                assert_eq!(
+                    before,
+                    after,
+                    "{name} moved {before}→{after} shrinking {n}→{}",
+                    n - 1
+                );
             }
         }
     }
