@@ -8,6 +8,7 @@
 
 mod compare;
 mod data;
+mod router;
 mod server;
 mod stats;
 mod v2;
@@ -61,6 +62,10 @@ enum Mode {
     Projects,
     /// Phases 1–4, then the many-projects phase if --projects > 0.
     All,
+    /// Router overhead: the same query and count load against the tenant server directly
+    /// and through a quiver-router in front of it, alternating, with ratios at the end
+    /// (needs --spawn-router or --router-url).
+    Router,
 }
 
 /// Benchmark a Quiver tenant server over its HTTP API.
@@ -97,6 +102,19 @@ struct Args {
     /// Extra argument for the spawned server (repeatable), e.g. --server-arg=--flag.
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     server_args: Vec<String>,
+
+    /// Router mode: start this quiver-router binary in front of the tenant server
+    /// (`--shard <server url>`) on a free port; stopped at the end.
+    #[arg(long, value_name = "PATH")]
+    spawn_router: Option<PathBuf>,
+
+    /// Router mode: base URL of a running router whose only shard is the tenant server.
+    #[arg(long)]
+    router_url: Option<String>,
+
+    /// Router mode: rounds of direct-then-router runs (figures are the medians).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 
     /// Pid of the running server, to report its RSS (VmRSS) without --spawn.
     #[arg(long, value_name = "PID")]
@@ -244,6 +262,8 @@ struct Ctx {
     client: QuiverClient,
     results: Vec<PhaseResult>,
     rss: RssLog,
+    /// Appended to every phase label (router mode: which target and round).
+    label_suffix: String,
 }
 
 impl Ctx {
@@ -254,7 +274,8 @@ impl Ctx {
         )?)
     }
 
-    fn emit(&mut self, r: PhaseResult) {
+    fn emit(&mut self, mut r: PhaseResult) {
+        r.phase.push_str(&self.label_suffix);
         println!("{}", r.line());
         self.results.push(r);
     }
@@ -314,6 +335,17 @@ fn validate(args: &Args) -> Result<()> {
     for (name, v) in positive {
         if v == 0 {
             bail!("{name} must be positive");
+        }
+    }
+    if args.mode == Mode::Router {
+        if args.spawn_router.is_none() == args.router_url.is_none() {
+            bail!("--mode router needs exactly one of --spawn-router and --router-url");
+        }
+        if args.v2_target().is_some() {
+            bail!("--mode router drives the per-project API; drop --compare/--target");
+        }
+        if args.rounds == 0 {
+            bail!("--rounds must be positive");
         }
     }
     if args.mode != Mode::Projects && args.n < GET_BATCH {
@@ -393,6 +425,7 @@ async fn run(args: Args) -> Result<()> {
             pid,
             entries: Vec::new(),
         },
+        label_suffix: String::new(),
     };
     if pid.is_none() {
         println!("# server RSS not reported (pass --spawn or --server-pid)");
@@ -411,6 +444,9 @@ async fn run(args: Args) -> Result<()> {
 }
 
 async fn run_phases(ctx: &mut Ctx) -> Result<()> {
+    if ctx.args.mode == Mode::Router {
+        return router::overhead_phases(ctx).await;
+    }
     if ctx.args.mode != Mode::Projects {
         single_collection_phases(ctx).await?;
     }

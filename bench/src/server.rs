@@ -40,6 +40,21 @@ impl SpawnedServer {
         Self::launch(cmd, binary, port, dir)
     }
 
+    /// Starts `quiver-router --host 127.0.0.1 --port P --shard SHARD` on a free port.
+    pub fn start_router(binary: &Path, shard: &str) -> anyhow::Result<Self> {
+        let dir = temp_dir("quiver-bench-router-")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--shard")
+            .arg(shard)
+            .env("RUST_LOG", "warn");
+        Self::launch(cmd, binary, port, dir)
+    }
+
     /// Starts real Chroma, `binary run DIR/chroma.yaml`, with a config file that puts its
     /// data in a temporary directory and makes it listen on 127.0.0.1 on a free port.
     pub fn start_chroma(binary: &Path) -> anyhow::Result<Self> {
