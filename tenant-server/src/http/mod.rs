@@ -1,5 +1,7 @@
 //! HTTP edge: routing, middleware, and the mapping of store errors to responses.
 
+pub mod admin;
+mod auth;
 pub mod error;
 pub mod parse;
 pub mod v1;
@@ -23,6 +25,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Whether `POST /api/v2/reset` may delete every project.
     pub allow_reset: bool,
+    /// Bearer token the admin API requires; `None` leaves it open.
+    pub admin_token: Option<Arc<str>>,
 }
 
 pub struct HttpOptions {
@@ -30,6 +34,8 @@ pub struct HttpOptions {
     /// `None` allows any origin.
     pub cors_origins: Option<Vec<String>>,
     pub allow_reset: bool,
+    /// Bearer token the admin API requires; `None` leaves it open.
+    pub admin_token: Option<String>,
 }
 
 pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
@@ -54,9 +60,11 @@ pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
     let state = AppState {
         registry,
         allow_reset: opts.allow_reset,
+        admin_token: opts.admin_token.as_deref().map(Arc::from),
     };
     v1::routes()
         .merge(v2::routes())
+        .nest("/admin/v1", admin::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
