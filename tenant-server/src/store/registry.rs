@@ -7,7 +7,7 @@
 //! Invariant: a fenced project is never open. Fencing closes it, and opening refuses a
 //! fenced project, so requests to open projects need no fence check.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -522,10 +522,14 @@ impl Registry {
     /// Every project in the workspace, fenced ones included, in name order. Never opens a
     /// project: closed ones report their saved figures (see [`StatsSource`]).
     pub fn list_projects(&self) -> StoreResult<Vec<ProjectInfo>> {
-        let open = self.open_after_closes();
+        let open: HashMap<String, Arc<Project>> = self
+            .open_after_closes()
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
         let mut out = Vec::new();
         for (name, root) in self.project_dirs()? {
-            let p = open.iter().find(|p| p.name == name);
+            let p = open.get(&name);
             out.push(self.info_of(name, root, p)?);
         }
         Ok(out)
