@@ -13,7 +13,8 @@ use crate::store::StoreConfig;
     name = "quiver-tenant-server",
     version,
     about = "Quiver tenant server: every project in its own RocksDB + HNSW store, \
-             behind the per-project HTTP API (/api/v1)."
+             behind the per-project HTTP API (/api/v1), the Chroma v2 API (/api/v2) and \
+             the admin API (/admin/v1)."
 )]
 pub struct Config {
     /// Directory holding one subdirectory per project.
@@ -76,6 +77,12 @@ pub struct Config {
     #[arg(long, env = "ALLOW_RESET", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_reset: bool,
 
+    /// Bearer token that every admin API request (/admin/v1) must carry as
+    /// `Authorization: Bearer <token>`. Unset or empty, the admin API is open to anyone who
+    /// can reach the port: fine on a laptop, never on a shared network.
+    #[arg(long, env = "QUIVER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "QUIVER_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -99,6 +106,12 @@ impl Config {
             write_buffer_bytes: self.write_buffer_mb << 20,
             max_open_files_per_project: self.max_open_files_per_project,
         }
+    }
+
+    /// The admin token, if one is set (an empty value sets none, as templated
+    /// environments often leave it).
+    pub fn admin_token(&self) -> Option<String> {
+        self.admin_token.clone().filter(|t| !t.trim().is_empty())
     }
 
     /// The allowed origins; `None` means any origin.

@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
             max_body_bytes: config.max_body_bytes,
             cors_origins: config.cors_origin_list(),
             allow_reset: config.allow_reset,
+            admin_token: config.admin_token(),
         },
     );
 
@@ -45,6 +46,11 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
+    if config.admin_token().is_none() {
+        tracing::warn!(
+            "no admin token set (--admin-token / QUIVER_ADMIN_TOKEN): the admin API is open"
+        );
+    }
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

@@ -1,8 +1,10 @@
 //! The one place where store errors become HTTP statuses and Chroma-style error bodies.
 
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quiver_placement::protocol::{PROJECT_MOVED, PROJECT_PAUSED, PROJECT_STATE_HEADER};
 use serde_json::json;
 
 use crate::store::StoreError;
@@ -12,29 +14,30 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// Value of the project-state header, for the `503`s the router acts on.
+    pub project_state: Option<&'static str>,
 }
 
 impl ApiError {
-    pub fn invalid(message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            kind: "InvalidArgumentError",
+            status,
+            kind,
             message: message.into(),
+            project_state: None,
         }
+    }
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidArgumentError", message)
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            kind: "NotFoundError",
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::NOT_FOUND, "NotFoundError", message)
     }
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "InternalError",
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
     }
 }
 
@@ -50,15 +53,24 @@ impl From<StoreError> for ApiError {
             }
             CollectionExists(_) => (StatusCode::CONFLICT, "UniqueConstraintError"),
             ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "InternalError"),
+            ProjectPaused(_) => (StatusCode::SERVICE_UNAVAILABLE, "ProjectPaused"),
+            ProjectFenced { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ProjectMoved"),
             Storage(_) | Io(_) | Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         };
-        if status.is_server_error() {
+        let project_state = match &e {
+            ProjectPaused(_) => Some(PROJECT_PAUSED),
+            ProjectFenced { .. } => Some(PROJECT_MOVED),
+            _ => None,
+        };
+        // a paused or moved project is routine during moves, not a server fault
+        if status.is_server_error() && project_state.is_none() {
             tracing::error!("store error: {e}");
         }
         ApiError {
             status,
             kind,
             message: e.to_string(),
+            project_state,
         }
     }
 }
@@ -73,8 +85,21 @@ impl IntoResponse for ApiError {
         // the chromadb client reads this header into error.trace_id
         resp.headers_mut().insert(
             "chroma-trace-id",
-            axum::http::HeaderValue::from_static("00000000000000000000000000000000"),
+            HeaderValue::from_static("00000000000000000000000000000000"),
         );
+        if let Some(state) = self.project_state {
+            resp.headers_mut()
+                .insert(PROJECT_STATE_HEADER, HeaderValue::from_static(state));
+            // a pause lasts as long as a move's final catch-up: seconds
+            if state == PROJECT_PAUSED {
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         resp
     }
 }

@@ -1,15 +1,19 @@
 //! HTTP edge: routing, middleware, and the mapping of store errors to responses.
 
+pub mod admin;
+mod auth;
 pub mod error;
 pub mod parse;
 pub mod v1;
 pub mod v2;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, Uri};
+use axum::extract::{DefaultBodyLimit, OriginalUri};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::Router;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -21,6 +25,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Whether `POST /api/v2/reset` may delete every project.
     pub allow_reset: bool,
+    /// Bearer token the admin API requires; `None` leaves it open.
+    pub admin_token: Option<Arc<str>>,
 }
 
 pub struct HttpOptions {
@@ -28,6 +34,8 @@ pub struct HttpOptions {
     /// `None` allows any origin.
     pub cors_origins: Option<Vec<String>>,
     pub allow_reset: bool,
+    /// Bearer token the admin API requires; `None` leaves it open.
+    pub admin_token: Option<String>,
 }
 
 pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
@@ -49,27 +57,42 @@ pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
             ])
             .allow_headers(Any),
     };
+    let state = AppState {
+        registry,
+        allow_reset: opts.allow_reset,
+        admin_token: opts.admin_token.as_deref().map(Arc::from),
+    };
     v1::routes()
         .merge(v2::routes())
+        .nest("/admin/v1", admin::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(AppState {
-            registry,
-            allow_reset: opts.allow_reset,
-        })
+        .with_state(state)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(log_failure))
         .layer(cors)
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
+/// Logs server errors, except the `503`s of paused and moved projects: the router retries
+/// those, and a move would otherwise flood the log with errors that are none.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(?latency, "service unavailable")
+        }
+        other => tracing::error!(classification = %other, ?latency, "response failed"),
+    }
+}
+
+// `OriginalUri`: under a nested router (the admin API) `Uri` lacks the prefix
+async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::not_found(format!("No route for {method} {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        kind: "InvalidArgumentError",
-        message: format!("Method {method} is not allowed on {}", uri.path()),
-    }
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "InvalidArgumentError",
+        format!("Method {method} is not allowed on {}", uri.path()),
+    )
 }

@@ -16,11 +16,11 @@ use crate::store::types::{Include, MetaValue, RecordInput, Scalar};
 pub fn body_object(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<String, Value>> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                kind: "PayloadTooLargeError",
-                message: "Request body exceeds the configured limit (--max-body-bytes)".into(),
-            }
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLargeError",
+                "Request body exceeds the configured limit (--max-body-bytes)",
+            )
         } else {
             ApiError::invalid(format!("Cannot read request body: {e}"))
         }

@@ -156,11 +156,7 @@ async fn identity() -> Json<Value> {
 
 async fn reset(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     if !s.allow_reset {
-        return Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            kind: "AuthorizationError",
-            message: "Resetting is not allowed by this configuration (set ALLOW_RESET=true or --allow-reset)".into(),
-        });
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "AuthorizationError", "Resetting is not allowed by this configuration (set ALLOW_RESET=true or --allow-reset)"));
     }
     let reg = Arc::clone(&s.registry);
     blocking(move || {
@@ -189,14 +185,14 @@ async fn create_tenant(
     let name = name_of(&body)?;
     validate_name("tenant", &name).map_err(ApiError::invalid)?;
     blocking(move || {
-        if s.registry.exists(&name) {
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                kind: "ChromaError",
-                message: format!("Tenant [{name}] already exists"),
-            });
+        let (_, created) = s.registry.provision(&name).map_err(chroma_error)?;
+        if !created {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ChromaError",
+                format!("Tenant [{name}] already exists"),
+            ));
         }
-        open_tenant(&s, &name)?;
         Ok(ok_empty())
     })
     .await
@@ -273,11 +269,11 @@ async fn create_database(
         let p = open_tenant(&s, &tenant)?;
         match p.create_database(&name).map_err(chroma_error)? {
             Some(_) => Ok(ok_empty()),
-            None => Err(ApiError {
-                status: StatusCode::CONFLICT,
-                kind: "ChromaError",
-                message: format!("Database [{name}] already exists"),
-            }),
+            None => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ChromaError",
+                format!("Database [{name}] already exists"),
+            )),
         }
     })
     .await
@@ -764,11 +760,7 @@ async fn query(
 }
 
 fn unsupported(status: StatusCode, kind: &'static str, message: &str) -> ApiError {
-    ApiError {
-        status,
-        kind,
-        message: message.into(),
-    }
+    ApiError::new(status, kind, message)
 }
 
 async fn fork(ApiPath(_): RecordPath) -> ApiError {

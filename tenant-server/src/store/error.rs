@@ -28,6 +28,22 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Writes of the project are paused (while it is moved); retry shortly.
+    #[error("Writes to project [{0}] are paused; retry shortly")]
+    ProjectPaused(String),
+    /// The project moved to another server; this copy serves nothing any more.
+    #[error("Project [{name}] has moved {}", moved_to_text(.moved_to))]
+    ProjectFenced {
+        name: String,
+        moved_to: Option<String>,
+    },
+}
+
+fn moved_to_text(to: &Option<String>) -> String {
+    match to {
+        Some(url) => format!("to {url}"),
+        None => "to another server".into(),
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -4,7 +4,9 @@
 pub mod collection;
 pub mod distance;
 pub mod error;
+pub mod fence;
 pub mod filter;
+pub mod gate;
 pub mod graph;
 pub mod indexer;
 pub mod keys;
@@ -17,7 +19,11 @@ pub mod write;
 
 pub use error::{StoreError, StoreResult};
 pub use project::{CollectionMeta, Project, DEFAULT_DATABASE};
-pub use registry::{Registry, StoreConfig};
+pub use registry::{
+    PauseOutcome, ProjectInfo, ProjectState, Registry, ServerStats, StatsSource, StoreConfig,
+};
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

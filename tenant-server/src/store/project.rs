@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::collection::{Collection, ServingState, VectorSet};
 use super::error::{StoreError, StoreResult};
+use super::gate::{WriteGates, WritePermit};
 use super::graph::Graph;
 use super::indexer::{self, Indexer};
 use super::keys::{self, Counters};
@@ -69,6 +70,9 @@ pub struct Project {
     pub(super) catalog_write: Mutex<()>,
     loaded: Mutex<HashMap<Uuid, Arc<Collection>>>,
     pub(super) indexer: Indexer,
+    /// Every change to the store passes this gate, so that pausing the project's writes
+    /// covers all of them whichever API asked.
+    gates: Arc<WriteGates>,
     last_access: AtomicU64,
 }
 
@@ -87,6 +91,7 @@ impl Project {
         root: &Path,
         shared: &SharedResources,
         indexer: Indexer,
+        gates: Arc<WriteGates>,
     ) -> StoreResult<Project> {
         std::fs::create_dir_all(root.join("index"))?;
         let opts = shared.db_options();
@@ -103,6 +108,7 @@ impl Project {
             catalog_write: Mutex::new(()),
             loaded: Mutex::new(HashMap::new()),
             indexer,
+            gates,
             last_access: AtomicU64::new(now_secs()),
         };
         project.init_catalog()?;
@@ -155,6 +161,17 @@ impl Project {
         now_secs().saturating_sub(self.last_access.load(Ordering::Relaxed))
     }
 
+    /// Admits one change of this project's store; refused while its writes are paused.
+    pub(super) fn write_permit(&self) -> StoreResult<WritePermit> {
+        self.gates.enter(&self.name)
+    }
+
+    /// RocksDB's sequence number of the last write: what a copy of the project must have
+    /// reached to hold every acknowledged write.
+    pub fn latest_sequence(&self) -> u64 {
+        self.db.latest_sequence_number()
+    }
+
     pub(super) fn cf(&self, name: &str) -> StoreResult<&ColumnFamily> {
         self.db
             .cf_handle(name)
@@ -172,6 +189,7 @@ impl Project {
     }
 
     pub fn create_database(&self, name: &str) -> StoreResult<Option<DatabaseMeta>> {
+        let _permit = self.write_permit()?;
         let _g = self.catalog_write.lock();
         if self.catalog.read().databases.contains_key(name) {
             return Ok(None);
@@ -193,8 +211,10 @@ impl Project {
         if self.database(name).is_none() {
             return Err(StoreError::DatabaseNotFound(name.into()));
         }
+        // one permit for the whole deletion: a pause must not stop it halfway
+        let _permit = self.write_permit()?;
         for c in self.list_collections(name) {
-            self.delete_collection(name, &c.name)?;
+            self.delete_collection_permitted(name, &c.name)?;
         }
         let _g = self.catalog_write.lock();
         self.db.delete(keys::database_key(name))?;
@@ -240,6 +260,14 @@ impl Project {
         mut meta: CollectionMeta,
         get_or_create: bool,
     ) -> StoreResult<(CollectionMeta, bool)> {
+        // getting an existing collection writes nothing, so it works while paused (clients
+        // call get-or-create before most operations)
+        if get_or_create {
+            if let Ok(existing) = self.collection_meta(&meta.database, &meta.name) {
+                return Ok((existing, false));
+            }
+        }
+        let _permit = self.write_permit()?;
         let _g = self.catalog_write.lock();
         if self.database(&meta.database).is_none() {
             return Err(StoreError::DatabaseNotFound(meta.database.clone()));
@@ -269,6 +297,7 @@ impl Project {
         id: &Uuid,
         change: impl FnOnce(&mut CollectionMeta),
     ) -> StoreResult<CollectionMeta> {
+        let _permit = self.write_permit()?;
         let _g = self.catalog_write.lock();
         let old = self.collection_meta_by_id(id)?;
         let mut new = old.clone();
@@ -294,6 +323,12 @@ impl Project {
     }
 
     pub fn delete_collection(&self, database: &str, name: &str) -> StoreResult<()> {
+        let _permit = self.write_permit()?;
+        self.delete_collection_permitted(database, name)
+    }
+
+    /// Deletes a collection; the caller holds a write permit.
+    fn delete_collection_permitted(&self, database: &str, name: &str) -> StoreResult<()> {
         let _g = self.catalog_write.lock();
         let meta = self.collection_meta(database, name)?;
         let id = meta.id;
@@ -456,7 +491,10 @@ impl Project {
         }
         match self.stats() {
             Ok(stats) => {
-                let _ = std::fs::write(self.root.join("stats.json"), json_bytes(&stats));
+                let _ = std::fs::write(
+                    self.root.join(super::registry::STATS_FILE),
+                    json_bytes(&stats),
+                );
             }
             Err(e) => tracing::warn!(project = %self.name, "cannot compute stats: {e}"),
         }

@@ -1,9 +1,15 @@
 //! The set of projects on this server: opened lazily, closed when idle or when the bounds
 //! on open projects and on memory are exceeded (least recently used first), sharing one
-//! block cache and one write-buffer budget.
+//! block cache and one write-buffer budget. It also holds each project's lifecycle for
+//! moves between servers: paused writes ([`gate`](super::gate)) and the fence of a copy
+//! that moved away ([`fence`](super::fence)).
+//!
+//! Invariant: a fenced project is never open. Fencing closes it, and opening refuses a
+//! fenced project, so requests to open projects need no fence check.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +19,11 @@ use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager};
 use serde::Serialize;
 
 use super::error::{StoreError, StoreResult};
+use super::fence::{self, Fence};
+use super::gate::WriteGates;
 use super::indexer::Indexer;
 use super::names::validate_name;
-use super::project::{Project, ProjectStats};
+use super::project::{dir_size, Project, ProjectStats};
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -143,6 +151,9 @@ fn release_free_memory() {
     }
 }
 
+/// Where a project's figures were written at its last close.
+pub(super) const STATS_FILE: &str = "stats.json";
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProjectListing {
     pub name: String,
@@ -150,6 +161,74 @@ pub struct ProjectListing {
     pub open: bool,
     #[serde(flatten)]
     pub stats: ProjectStats,
+}
+
+/// What a project accepts.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectState {
+    /// Reads and writes.
+    Active,
+    /// Reads only, until resumed.
+    Paused,
+    /// Nothing: it moved to another server.
+    Fenced,
+}
+
+/// Where a project's figures come from.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsSource {
+    /// Computed from the open store.
+    Live,
+    /// The stats file written when the project last closed.
+    Saved,
+    /// A closed project without a stats file (its server was killed, or it predates the
+    /// file): only its size on disk is known, counted from its directory.
+    Directory,
+}
+
+/// A project's state and figures, as the admin API reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectInfo {
+    pub name: String,
+    pub root: PathBuf,
+    pub open: bool,
+    pub state: ProjectState,
+    pub fence: Option<Fence>,
+    /// `None` when only the directory size is known (see [`StatsSource::Directory`]).
+    pub collections: Option<u64>,
+    pub records: Option<u64>,
+    pub bytes: u64,
+    pub stats_source: StatsSource,
+}
+
+/// A paused project's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PauseOutcome {
+    /// RocksDB's latest sequence number: every acknowledged write is at or below it.
+    pub sequence: u64,
+    /// Writes in progress that the pause waited for.
+    pub drained_writes: usize,
+}
+
+/// Figures of the whole server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerStats {
+    /// Project directories in the workspace (fenced ones included).
+    pub projects: u64,
+    pub fenced_projects: u64,
+    pub paused_projects: u64,
+    pub open_projects: u64,
+    pub max_open_projects: u64,
+    /// Projects closed to respect the bounds on open projects and memory.
+    pub evictions: u64,
+    /// Projects closed after being idle.
+    pub idle_closes: u64,
+    /// Estimated memory of the collections loaded by open projects.
+    pub loaded_memory_bytes: u64,
+    /// Size of everything under the workspace directory.
+    pub disk_bytes: u64,
 }
 
 struct OpenSet {
@@ -163,8 +242,11 @@ pub struct Registry {
     pub config: StoreConfig,
     shared: SharedResources,
     indexer: Indexer,
+    gates: Arc<WriteGates>,
     state: Mutex<OpenSet>,
     closed: Condvar,
+    evictions: AtomicU64,
+    idle_closes: AtomicU64,
 }
 
 impl Registry {
@@ -174,11 +256,14 @@ impl Registry {
         Ok(Arc::new(Registry {
             shared,
             indexer: Indexer::start(),
+            gates: WriteGates::new(),
             state: Mutex::new(OpenSet {
                 open: LruCache::unbounded(),
                 busy: HashSet::new(),
             }),
             closed: Condvar::new(),
+            evictions: AtomicU64::new(0),
+            idle_closes: AtomicU64::new(0),
             config,
         }))
     }
@@ -188,10 +273,6 @@ impl Registry {
             .workspace
             .join(project_dir_name(name))
             .join(&self.config.knowledge_graph_subdir)
-    }
-
-    pub fn exists(&self, name: &str) -> bool {
-        validate_name("project", name).is_ok() && self.project_root(name).is_dir()
     }
 
     /// Creates the project's directory, recording its full name when the directory name
@@ -213,13 +294,28 @@ impl Registry {
     }
 
     /// The open project `name`, opening or creating it (projects are created on first use).
+    /// A fenced project is refused, never re-created.
     pub fn project(self: &Arc<Self>, name: &str) -> StoreResult<Arc<Project>> {
+        self.open(name, true).map(|(p, _)| p)
+    }
+
+    /// The open project `name`, which must already exist (it is opened, not created).
+    pub fn existing_project(self: &Arc<Self>, name: &str) -> StoreResult<Arc<Project>> {
+        self.open(name, false).map(|(p, _)| p)
+    }
+
+    /// Creates the project if it does not exist. Returns it open, and whether it was created.
+    pub fn provision(self: &Arc<Self>, name: &str) -> StoreResult<(Arc<Project>, bool)> {
+        self.open(name, true)
+    }
+
+    fn open(self: &Arc<Self>, name: &str, create: bool) -> StoreResult<(Arc<Project>, bool)> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         let mut st = self.state.lock();
         loop {
             if let Some(p) = st.open.get(name) {
                 p.touch();
-                return Ok(Arc::clone(p));
+                return Ok((Arc::clone(p), false));
             }
             if !st.busy.contains(name) {
                 break;
@@ -229,26 +325,41 @@ impl Registry {
         st.busy.insert(name.to_string());
         drop(st);
         // opening creates files and syncs them: done without the lock so that other
-        // projects open in parallel
-        let opened = self.prepare_dir(name).and_then(|()| {
-            Project::open(
-                name,
-                &self.project_root(name),
-                &self.shared,
-                self.indexer.clone(),
-            )
-        });
+        // projects open in parallel (the busy mark keeps this one to one opener)
+        let opened = self.open_unlisted(name, create);
         let mut st = self.state.lock();
         st.busy.remove(name);
         self.closed.notify_all();
-        let project = Arc::new(opened?);
+        let (project, created) = opened?;
+        let project = Arc::new(project);
         st.open.put(name.to_string(), Arc::clone(&project));
         let evicted = self.pick_evictions(&mut st, name);
         drop(st);
         for p in evicted {
             self.close_in_background(p);
         }
-        Ok(project)
+        Ok((project, created))
+    }
+
+    /// Opens a project that the caller marked busy.
+    fn open_unlisted(&self, name: &str, create: bool) -> StoreResult<(Project, bool)> {
+        let root = self.project_root(name);
+        if let Some(f) = fence::read(&root)? {
+            return Err(fenced(name, f));
+        }
+        let existed = root.is_dir();
+        if !existed && !create {
+            return Err(StoreError::ProjectNotFound(name.to_string()));
+        }
+        self.prepare_dir(name)?;
+        let project = Project::open(
+            name,
+            &root,
+            &self.shared,
+            self.indexer.clone(),
+            Arc::clone(&self.gates),
+        )?;
+        Ok((project, !existed))
     }
 
     fn pick_evictions(&self, st: &mut OpenSet, keep: &str) -> Vec<Arc<Project>> {
@@ -269,6 +380,7 @@ impl Registry {
             memory = memory.saturating_sub(p.memory_bytes());
             st.busy.insert(name);
             out.push(p);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         out
     }
@@ -317,6 +429,7 @@ impl Registry {
             if let Some(p) = st.open.pop(&n) {
                 st.busy.insert(n);
                 evicted.push(p);
+                self.idle_closes.fetch_add(1, Ordering::Relaxed);
             }
         }
         drop(st);
@@ -343,9 +456,28 @@ impl Registry {
         self.state.lock().open.len()
     }
 
-    /// Deletes a project and its directory. Returns false if it did not exist.
+    /// Deletes a project and its directory, as a client's write: refused while the project
+    /// is paused or fenced. Returns false if it did not exist.
     pub fn delete_project(self: &Arc<Self>, name: &str) -> StoreResult<bool> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        if let Some(f) = fence::read(&self.project_root(name))? {
+            return Err(fenced(name, f));
+        }
+        let _permit = self.gates.enter(name)?;
+        self.remove_project(name)
+    }
+
+    /// Deletes a project and its directory whatever its state (the operator removes the
+    /// fenced copies that moves leave behind), and forgets its pause, so that the name
+    /// starts afresh. Returns false if it did not exist.
+    pub fn purge_project(self: &Arc<Self>, name: &str) -> StoreResult<bool> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let existed = self.remove_project(name)?;
+        let _ = self.gates.resume(name);
+        Ok(existed)
+    }
+
+    fn remove_project(&self, name: &str) -> StoreResult<bool> {
         let mut st = self.state.lock();
         while st.busy.contains(name) {
             self.closed.wait(&mut st);
@@ -367,19 +499,128 @@ impl Registry {
         Ok(true)
     }
 
-    /// Every project in the workspace, with figures (open ones live, closed ones as of
-    /// their last close).
+    /// The projects this server serves (fenced ones are not), with figures (open ones
+    /// live, closed ones as of their last close).
     pub fn list(&self) -> StoreResult<Vec<ProjectListing>> {
-        let open: Vec<Arc<Project>> = {
-            // a project being closed is in neither the open set nor its stats file yet:
-            // give closes in progress a moment to finish so their figures are exact
-            let mut st = self.state.lock();
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !st.busy.is_empty() && std::time::Instant::now() < deadline {
-                self.closed.wait_for(&mut st, Duration::from_millis(50));
+        Ok(self
+            .list_projects()?
+            .into_iter()
+            .filter(|p| p.state != ProjectState::Fenced)
+            .map(|p| ProjectListing {
+                name: p.name,
+                path: p.root.display().to_string(),
+                open: p.open,
+                stats: ProjectStats {
+                    collections: p.collections.unwrap_or(0),
+                    records: p.records.unwrap_or(0),
+                    bytes: p.bytes,
+                },
+            })
+            .collect())
+    }
+
+    /// Every project in the workspace, fenced ones included, in name order. Never opens a
+    /// project: closed ones report their saved figures (see [`StatsSource`]).
+    pub fn list_projects(&self) -> StoreResult<Vec<ProjectInfo>> {
+        let open: HashMap<String, Arc<Project>> = self
+            .open_after_closes()
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        let mut out = Vec::new();
+        for (name, root) in self.project_dirs()? {
+            let p = open.get(&name);
+            out.push(self.info_of(name, root, p)?);
+        }
+        Ok(out)
+    }
+
+    /// One project's state and figures; `None` if it does not exist. Not created, but
+    /// opened when it is closed without saved figures, so that they are exact.
+    pub fn project_info(self: &Arc<Self>, name: &str) -> StoreResult<Option<ProjectInfo>> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let root = self.project_root(name);
+        if !root.is_dir() {
+            return Ok(None);
+        }
+        let open = self.open_once_settled(name);
+        let info = self.info_of(name.to_string(), root, open.as_ref())?;
+        if info.stats_source != StatsSource::Directory {
+            return Ok(Some(info));
+        }
+        match self.existing_project(name) {
+            Ok(p) => {
+                let root = p.root.clone();
+                self.info_of(name.to_string(), root, Some(&p)).map(Some)
             }
-            st.open.iter().map(|(_, p)| Arc::clone(p)).collect()
+            // deleted or fenced meanwhile: report what the directory showed
+            Err(StoreError::ProjectNotFound(_) | StoreError::ProjectFenced { .. }) => {
+                Ok(Some(info))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The open projects, once closes in progress are done: a project being closed is in
+    /// neither the open set nor its stats file yet, so its figures would be missing.
+    fn open_after_closes(&self) -> Vec<Arc<Project>> {
+        let mut st = self.state.lock();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !st.busy.is_empty() && std::time::Instant::now() < deadline {
+            self.closed.wait_for(&mut st, Duration::from_millis(50));
+        }
+        st.open.iter().map(|(_, p)| Arc::clone(p)).collect()
+    }
+
+    /// The project if it is open, once an open or close of it in progress is done.
+    fn open_once_settled(&self, name: &str) -> Option<Arc<Project>> {
+        let mut st = self.state.lock();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while st.busy.contains(name) && std::time::Instant::now() < deadline {
+            self.closed.wait_for(&mut st, Duration::from_millis(50));
+        }
+        st.open.peek(name).cloned()
+    }
+
+    fn info_of(
+        &self,
+        name: String,
+        root: PathBuf,
+        open: Option<&Arc<Project>>,
+    ) -> StoreResult<ProjectInfo> {
+        let fence = fence::read(&root)?;
+        let state = if fence.is_some() {
+            ProjectState::Fenced
+        } else if self.gates.is_paused(&name) {
+            ProjectState::Paused
+        } else {
+            ProjectState::Active
         };
+        let (stats, source) = match open {
+            Some(p) => (Some(p.stats()?), StatsSource::Live),
+            None => match read_saved_stats(&root) {
+                Some(s) => (Some(s), StatsSource::Saved),
+                None => (None, StatsSource::Directory),
+            },
+        };
+        Ok(ProjectInfo {
+            open: open.is_some(),
+            state,
+            fence,
+            collections: stats.as_ref().map(|s| s.collections),
+            records: stats.as_ref().map(|s| s.records),
+            bytes: match &stats {
+                Some(s) => s.bytes,
+                None => dir_size(&root),
+            },
+            stats_source: source,
+            name,
+            root,
+        })
+    }
+
+    /// (name, store root) of every project directory in the workspace.
+    fn project_dirs(&self) -> StoreResult<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.workspace) {
             Ok(e) => e,
@@ -402,27 +643,139 @@ impl Registry {
                 continue;
             }
             let root = self.project_root(&name);
-            if !root.is_dir() {
-                continue;
+            if root.is_dir() {
+                out.push((name, root));
             }
-            let (is_open, stats) = match open.iter().find(|p| p.name == name) {
-                Some(p) => (true, p.stats()?),
-                None => (
-                    false,
-                    std::fs::read(root.join("stats.json"))
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok())
-                        .unwrap_or_default(),
-                ),
-            };
-            out.push(ProjectListing {
-                name,
-                path: root.display().to_string(),
-                open: is_open,
-                stats,
-            });
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+
+    // ---- moves: pause, fence ----
+
+    /// Refuses new writes of the project, waits for those in progress, and returns the
+    /// store's latest sequence number, which no write can pass until [`Registry::resume`].
+    pub fn pause(self: &Arc<Self>, name: &str) -> StoreResult<PauseOutcome> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let root = self.project_root(name);
+        if let Some(f) = fence::read(&root)? {
+            return Err(fenced(name, f));
+        }
+        if !root.is_dir() {
+            return Err(StoreError::ProjectNotFound(name.to_string()));
+        }
+        let paused = self.gates.pause(name);
+        match self.existing_project(name) {
+            Ok(p) => Ok(PauseOutcome {
+                sequence: p.latest_sequence(),
+                drained_writes: paused.drained_writes,
+            }),
+            Err(e) => {
+                if !paused.was_paused {
+                    let _ = self.gates.resume(name);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Admits the project's writes again. Returns whether it was paused.
+    pub fn resume(&self, name: &str) -> StoreResult<bool> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let was_paused = self.gates.resume(name);
+        if !was_paused && !self.project_root(name).is_dir() {
+            return Err(StoreError::ProjectNotFound(name.to_string()));
+        }
+        Ok(was_paused)
+    }
+
+    pub fn is_paused(&self, name: &str) -> bool {
+        self.gates.is_paused(name)
+    }
+
+    /// Marks the project as moved away (durably), then closes it once the requests in
+    /// progress are done. From then on every request to it is refused, and it is never
+    /// re-created by a first access. Fencing a fenced project updates its destination.
+    pub fn fence(self: &Arc<Self>, name: &str, moved_to: Option<String>) -> StoreResult<Fence> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let fence = Fence::new(moved_to)?;
+        let root = self.project_root(name);
+        let mut st = self.state.lock();
+        while st.busy.contains(name) {
+            self.closed.wait(&mut st);
+        }
+        if !root.is_dir() {
+            return Err(StoreError::ProjectNotFound(name.to_string()));
+        }
+        // written under the lock, so that no open can start between the fence and the close
+        fence::write(&root, &fence)?;
+        if let Some(p) = st.open.pop(name) {
+            st.busy.insert(name.to_string());
+            drop(st);
+            self.finish_close(p);
+        }
+        Ok(fence)
+    }
+
+    /// Lifts the fence (a move rolled back). Returns whether the project was fenced.
+    pub fn unfence(&self, name: &str) -> StoreResult<bool> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let root = self.project_root(name);
+        let mut st = self.state.lock();
+        while st.busy.contains(name) {
+            self.closed.wait(&mut st);
+        }
+        if !root.is_dir() {
+            return Err(StoreError::ProjectNotFound(name.to_string()));
+        }
+        fence::remove(&root)
+    }
+
+    /// The fence of the project, if it is fenced.
+    pub fn fence_of(&self, name: &str) -> StoreResult<Option<Fence>> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        fence::read(&self.project_root(name))
+    }
+
+    // ---- server figures ----
+
+    /// Figures of the whole server. Walks the workspace (every project directory and the
+    /// size of every file), so it costs as much as a `du` of it.
+    pub fn server_stats(&self) -> StoreResult<ServerStats> {
+        let dirs = self.project_dirs()?;
+        let mut fenced_projects = 0;
+        for (_, root) in &dirs {
+            if fence::read(root)?.is_some() {
+                fenced_projects += 1;
+            }
+        }
+        let (open_projects, loaded_memory_bytes) = {
+            let st = self.state.lock();
+            let memory: usize = st.open.iter().map(|(_, p)| p.memory_bytes()).sum();
+            (st.open.len(), memory)
+        };
+        Ok(ServerStats {
+            projects: dirs.len() as u64,
+            fenced_projects,
+            paused_projects: self.gates.paused().len() as u64,
+            open_projects: open_projects as u64,
+            max_open_projects: self.config.max_open_projects as u64,
+            evictions: self.evictions.load(Ordering::Relaxed),
+            idle_closes: self.idle_closes.load(Ordering::Relaxed),
+            loaded_memory_bytes: loaded_memory_bytes as u64,
+            disk_bytes: dir_size(&self.config.workspace),
+        })
+    }
+}
+
+fn fenced(name: &str, fence: Fence) -> StoreError {
+    StoreError::ProjectFenced {
+        name: name.to_string(),
+        moved_to: fence.moved_to,
+    }
+}
+
+fn read_saved_stats(root: &Path) -> Option<ProjectStats> {
+    let bytes = std::fs::read(root.join(STATS_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }

@@ -168,6 +168,7 @@ impl Project {
         mode: WriteMode,
         records: Vec<RecordInput>,
     ) -> StoreResult<WriteOutcome> {
+        let _permit = self.write_permit()?;
         let new_dim = validate_batch(meta, mode, &records)?;
         let coll = self.collection(meta)?;
         let _writer = coll.write_lock.lock();
@@ -316,6 +317,7 @@ impl Project {
         where_document: Option<&WhereDocument>,
         limit: Option<usize>,
     ) -> StoreResult<WriteOutcome> {
+        let _permit = self.write_permit()?;
         let coll = self.collection(meta)?;
         let _writer = coll.write_lock.lock();
         let id = meta.id;

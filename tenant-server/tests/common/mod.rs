@@ -89,6 +89,7 @@ pub struct TestServer {
     port: u16,
     workspace: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _workspace_dir: Option<tempfile::TempDir>,
     log_dir: tempfile::TempDir,
     starts: usize,
@@ -105,12 +106,22 @@ fn free_port() -> u16 {
 impl TestServer {
     /// Starts a server on a fresh temporary workspace with extra flags.
     pub async fn start(extra: &[&str]) -> TestServer {
+        TestServer::start_env(extra, &[]).await
+    }
+
+    /// Starts a server on a fresh temporary workspace with extra flags and environment
+    /// variables.
+    pub async fn start_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("quiver-ws-")
             .tempdir()
             .expect("tempdir");
         let workspace = dir.path().to_path_buf();
         let mut s = TestServer::new(workspace, extra);
+        s.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         s._workspace_dir = Some(dir);
         s.spawn().await;
         s
@@ -129,6 +140,7 @@ impl TestServer {
             port: 0,
             workspace,
             args: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             _workspace_dir: None,
             log_dir: tempfile::Builder::new()
                 .prefix("quiver-log-")
@@ -166,6 +178,8 @@ impl TestServer {
                 .env_remove("WORKSPACE_DIR")
                 .env_remove("CHROMA_HOST")
                 .env_remove("CHROMA_PORT")
+                .env_remove("QUIVER_ADMIN_TOKEN")
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .env("RUST_LOG", "info,hnsw_rs=warn,anndists=warn")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
@@ -291,7 +305,21 @@ impl TestServer {
     // ---- requests ----
 
     pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Resp {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    /// A request with extra headers (such as `authorization`).
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut rb = self.client.request(method.clone(), self.url(path));
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
         if let Some(b) = body {
             rb = rb.header("content-type", "application/json").body(b);
         }
