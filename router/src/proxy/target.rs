@@ -14,7 +14,7 @@ pub enum Target {
 /// Route class for metrics and logs: a fixed, small set.
 pub fn route_class(path: &str) -> &'static str {
     match path {
-        "/healthz" | "/readyz" | "/metrics" => "probe",
+        "/healthz" | "/readyz" | "/metrics" | "/placement" => "probe",
         "/api/v2/tenants" => "v2_create_tenant",
         _ => match project_of(path) {
             Ok(Target::Project(_)) if path.starts_with("/api/v1/") => "v1_project",
