@@ -11,8 +11,8 @@ use quiver_client::QuiverClient;
 use super::server::SpawnedServer;
 use super::stats::PhaseResult;
 use super::{
-    batches, count_phase, ignore_not_found, ingest, l2_config, prepare_workload, query_phase,
-    Ctx, Workload, COLL_A,
+    batches, count_phase, ignore_not_found, ingest, l2_config, prepare_workload, query_phase, Ctx,
+    Workload, COLL_A,
 };
 
 pub async fn overhead_phases(ctx: &mut Ctx) -> Result<()> {
@@ -101,7 +101,15 @@ fn summarize(results: &[PhaseResult]) {
     println!("router overhead (medians over rounds)");
     println!(
         "{:<28} {:>11} {:>11} {:>8} {:>10} {:>10} {:>9} {:>10} {:>10}",
-        "phase", "direct/s", "router/s", "ratio", "p50 dir", "p50 rtr", "+p50 ms", "p99 dir", "p99 rtr"
+        "phase",
+        "direct/s",
+        "router/s",
+        "ratio",
+        "p50 dir",
+        "p50 rtr",
+        "+p50 ms",
+        "p99 dir",
+        "p99 rtr"
     );
     for base in phases {
         let pick = |target: &str| -> Vec<&PhaseResult> {

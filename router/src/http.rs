@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,10 +14,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tracing::Instrument;
 
 use crate::error::RouterError;
 use crate::proxy::replay::UpstreamBody;
-use crate::proxy::target::{project_of, route_class, Target};
+use crate::proxy::target::{project_of, route_class, route_template, Target};
 use crate::proxy::{fanout, with_request_id, Outgoing, Proxy};
 
 /// Largest body of `POST /api/v2/tenants` read to find the tenant's name.
@@ -71,13 +72,21 @@ pub fn router(proxy: Arc<Proxy>, cors_origins: Option<Vec<String>>) -> Router {
         .with_state(state)
 }
 
-/// Counts and times every request by route class and status.
-async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs every request in its server span (continuing the caller's trace), and counts and
+/// times it by route class and status.
+async fn observe(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let class = route_class(req.uri().path());
+    let template = match req.extensions().get::<MatchedPath>() {
+        Some(m) => m.as_str().to_string(),
+        None => route_template(class).to_string(),
+    };
+    let (span, trace_id) = quiver_telemetry::http::server_span(&req, &template);
+    req.extensions_mut().insert(trace_id);
     let metrics = &s.proxy.metrics;
     metrics.in_flight.inc();
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let resp = next.run(req).instrument(span.clone()).await;
+    quiver_telemetry::http::record_response(&span, &resp);
     metrics.in_flight.dec();
     metrics
         .request_duration

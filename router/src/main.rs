@@ -9,22 +9,13 @@ use quiver_router::config::Config;
 use quiver_router::metrics::Metrics;
 use quiver_router::placement::{configmap, file, Placement};
 use quiver_router::proxy::Proxy;
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
+use quiver_telemetry::Telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load();
-    init_logging(&config.log_format);
+    // flushes the spans not yet exported when main returns
+    let _telemetry = Telemetry::init("quiver-router", &config.log_format, "info");
     let metrics = Arc::new(Metrics::new());
 
     // the placement source; the file watcher must live as long as the process

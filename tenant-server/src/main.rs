@@ -2,27 +2,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use quiver_telemetry::Telemetry;
 use quiver_tenant_server::config::Config;
 use quiver_tenant_server::http::{self, HttpOptions};
 use quiver_tenant_server::store::Registry;
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(format: &str) {
-    // hnsw_rs logs every graph construction at INFO
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,hnsw_rs=warn,anndists=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load();
-    init_logging(&config.log_format);
+    // hnsw_rs logs every graph construction at INFO; the guard flushes spans on exit
+    let _telemetry = Telemetry::init(
+        "quiver-tenant-server",
+        &config.log_format,
+        "info,hnsw_rs=warn,anndists=warn",
+    );
     let registry = Registry::new(config.store_config())
         .with_context(|| format!("cannot use workspace {}", config.workspace_dir.display()))?;
     let app = http::router(

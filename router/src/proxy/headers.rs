@@ -36,9 +36,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The headers sent to the shard: the client's, minus hop-by-hop ones and `Host`, plus a
-/// request id and a W3C `traceparent` when the client sent none, and `X-Forwarded-*`.
+/// request id and a W3C `traceparent` when the client sent none (with `trace_id`, the
+/// router's own, so that router and shard logs correlate), and `X-Forwarded-*`.
 /// Returns the request id used.
-pub fn upstream_headers(client: &HeaderMap, peer: Option<SocketAddr>) -> (HeaderMap, HeaderValue) {
+pub fn upstream_headers(
+    client: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trace_id: Option<&str>,
+) -> (HeaderMap, HeaderValue) {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
     let host = headers.remove("host");
@@ -56,7 +61,7 @@ pub fn upstream_headers(client: &HeaderMap, peer: Option<SocketAddr>) -> (Header
         .is_some_and(|v| valid_traceparent(v.as_bytes()))
     {
         headers.remove("tracestate");
-        if let Ok(v) = HeaderValue::from_str(&new_traceparent()) {
+        if let Ok(v) = HeaderValue::from_str(&new_traceparent(trace_id)) {
             headers.insert(TRACEPARENT_HEADER, v);
         }
     }
@@ -96,10 +101,12 @@ pub fn valid_traceparent(v: &[u8]) -> bool {
         && hex(parts[3], 2)
 }
 
-fn new_traceparent() -> String {
-    let trace: u128 = rand::random::<u128>() | 1;
+fn new_traceparent(trace_id: Option<&str>) -> String {
     let span: u64 = rand::random::<u64>() | 1;
-    format!("00-{trace:032x}-{span:016x}-01")
+    match trace_id.filter(|t| t.len() == 32 && t.bytes().any(|b| b != b'0')) {
+        Some(t) => format!("00-{t}-{span:016x}-01"),
+        None => format!("00-{:032x}-{span:016x}-01", rand::random::<u128>() | 1),
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +123,11 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("host", HeaderValue::from_static("router:7100"));
         h.insert("content-type", HeaderValue::from_static("application/json"));
-        let (out, id) = upstream_headers(&h, Some("10.0.0.9:5555".parse().unwrap()));
+        let (out, id) = upstream_headers(
+            &h,
+            Some("10.0.0.9:5555".parse().unwrap()),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        );
         assert!(out.get("connection").is_none());
         assert!(out.get("x-secret").is_none());
         assert!(out.get("host").is_none());
@@ -124,6 +135,10 @@ mod tests {
         assert_eq!(out["x-forwarded-for"], "10.0.0.9");
         assert_eq!(out["content-type"], "application/json");
         assert_eq!(out[REQUEST_ID_HEADER], id);
+        assert!(out[TRACEPARENT_HEADER]
+            .to_str()
+            .unwrap()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(valid_traceparent(out[TRACEPARENT_HEADER].as_bytes()));
 
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -131,7 +146,7 @@ mod tests {
         h.insert(TRACEPARENT_HEADER, HeaderValue::from_static(tp));
         h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("req-1"));
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
-        let (out, id) = upstream_headers(&h, Some("10.0.0.9:5555".parse().unwrap()));
+        let (out, id) = upstream_headers(&h, Some("10.0.0.9:5555".parse().unwrap()), None);
         assert_eq!(out[TRACEPARENT_HEADER], tp);
         assert_eq!(id, "req-1");
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 10.0.0.9");

@@ -27,6 +27,8 @@ use quiver_placement::protocol::{
     PROJECT_MOVED, PROJECT_PAUSED, PROJECT_STATE_HEADER, REQUEST_ID_HEADER, SHARD_HEADER,
 };
 use quiver_placement::PlacementTable;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::error::RouterError;
 use crate::metrics::Metrics;
@@ -97,7 +99,12 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn new(parts: Parts, peer: Option<SocketAddr>) -> Outgoing {
-        let (headers, request_id) = headers::upstream_headers(&parts.headers, peer);
+        let trace_id = parts
+            .extensions
+            .get::<quiver_telemetry::http::TraceIdHex>()
+            .map(|t| t.as_str().to_string());
+        let (headers, request_id) =
+            headers::upstream_headers(&parts.headers, peer, trace_id.as_deref());
         Outgoing {
             parts,
             headers,
@@ -130,13 +137,58 @@ impl Proxy {
             .ok_or(RouterError::NoPlacement(self.placement.source()))
     }
 
-    /// Sends `out` with `body` to the shard at `url` once.
+    /// Sends `out` with `body` to the shard at `url` once, in a client span whose context
+    /// the shard continues.
     async fn attempt(
         &self,
         ordinal: u32,
         url: &str,
         out: &Outgoing,
         body: UpstreamBody,
+    ) -> Attempt {
+        let span = tracing::info_span!(
+            "upstream",
+            otel.name = %out.parts.method,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = %out.parts.method,
+            server.address = %url.trim_start_matches("http://"),
+            url.full = Empty,
+            quiver.shard = ordinal,
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        let attempt = self
+            .attempt_in_span(ordinal, url, out, body, &span)
+            .instrument(span.clone())
+            .await;
+        match &attempt {
+            Attempt::Answered(resp) => {
+                span.record("http.response.status_code", resp.status().as_u16());
+                if resp.status().is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", resp.status().as_str());
+                }
+            }
+            Attempt::Unreachable(_) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", "unreachable");
+            }
+            Attempt::TimedOut => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", "timeout");
+            }
+        }
+        attempt
+    }
+
+    async fn attempt_in_span(
+        &self,
+        ordinal: u32,
+        url: &str,
+        out: &Outgoing,
+        body: UpstreamBody,
+        span: &tracing::Span,
     ) -> Attempt {
         let path = out
             .parts
@@ -153,6 +205,8 @@ impl Proxy {
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = out.headers.clone();
+        span.record("url.full", tracing::field::display(req.uri()));
+        quiver_telemetry::propagation::inject(span, req.headers_mut());
         let shard = ordinal.to_string();
         let started = Instant::now();
         let result =
@@ -201,6 +255,14 @@ impl Proxy {
             };
             changes.mark_unchanged();
             let route = table.route(project);
+            tracing::info_span!(
+                "route",
+                quiver.project = project,
+                quiver.shard = route.ordinal,
+                quiver.placement_epoch = table.epoch,
+                quiver.moving = table.is_moving(project),
+            )
+            .in_scope(|| tracing::debug!(shard = route.ordinal, "routed"));
             let Some(this_body) = body.take().or_else(|| recorder.replay()) else {
                 // unreachable: a retry is only chosen when the body can be replayed
                 return with_request_id(

@@ -25,6 +25,16 @@ pub fn route_class(path: &str) -> &'static str {
     }
 }
 
+/// The `http.route` of a class whose paths axum does not match itself (the proxied ones).
+pub fn route_template(class: &str) -> &'static str {
+    match class {
+        "v1_project" => "/api/v1/{project}/*",
+        "v2_tenant" => "/api/v2/tenants/{tenant}/*",
+        "v2_create_tenant" => "/api/v2/tenants",
+        _ => "unmatched",
+    }
+}
+
 /// The project of a project-scoped path: `/api/v1/{project}…` (except the server-level
 /// `heartbeat`, `version` and `projects`) and `/api/v2/tenants/{tenant}…`. The name is
 /// percent-decoded, so every spelling of one name lands on the same shard.

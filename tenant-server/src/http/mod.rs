@@ -3,19 +3,18 @@
 pub mod admin;
 mod auth;
 pub mod error;
+pub mod observe;
 pub mod parse;
 pub mod v1;
 pub mod v2;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::{HeaderValue, Method, StatusCode};
+use axum::routing::get;
 use axum::Router;
-use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::store::Registry;
 use error::ApiError;
@@ -27,6 +26,7 @@ pub struct AppState {
     pub allow_reset: bool,
     /// Bearer token the admin API requires; `None` leaves it open.
     pub admin_token: Option<Arc<str>>,
+    pub metrics: Arc<observe::Metrics>,
 }
 
 pub struct HttpOptions {
@@ -61,27 +61,22 @@ pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
         registry,
         allow_reset: opts.allow_reset,
         admin_token: opts.admin_token.as_deref().map(Arc::from),
+        metrics: observe::Metrics::new(),
     };
+    let metrics = Arc::clone(&state.metrics);
     v1::routes()
         .merge(v2::routes())
         .nest("/admin/v1", admin::routes(state.clone()))
+        .route("/metrics", get(observe::metrics_endpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(TraceLayer::new_for_http().on_failure(log_failure))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::observe,
+        ))
         .layer(cors)
-}
-
-/// Logs server errors, except the `503`s of paused and moved projects: the router retries
-/// those, and a move would otherwise flood the log with errors that are none.
-fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
-    match class {
-        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
-            tracing::debug!(?latency, "service unavailable")
-        }
-        other => tracing::error!(classification = %other, ?latency, "response failed"),
-    }
 }
 
 // `OriginalUri`: under a nested router (the admin API) `Uri` lacks the prefix

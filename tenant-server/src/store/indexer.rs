@@ -10,6 +10,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 
 use super::collection::{Collection, ServingState};
+use super::counters;
 use super::graph::Graph;
 use super::keys::point_id;
 
@@ -156,6 +157,7 @@ fn insert_next_batch(c: &Collection) -> bool {
         .map(|(v, id, _, _)| (v.as_slice(), *id))
         .collect();
     graph.insert(&refs);
+    counters::add(&counters::POINTS_INDEXED, refs.len() as u64);
     let mut st = c.state.write();
     // a label without a vector cannot be indexed; never pick it again
     for l in reindexed_labels {
@@ -180,7 +182,9 @@ fn insert_next_batch(c: &Collection) -> bool {
 }
 
 /// Builds a fresh graph from the live records while queries keep using the old one.
+#[tracing::instrument(name = "index.rebuild", skip_all, fields(quiver.collection = %c.id, quiver.points = tracing::field::Empty))]
 fn rebuild(c: &Collection) {
+    counters::add(&counters::INDEX_REBUILDS, 1);
     let (labels, dimension, upto) = {
         let st = c.state.read();
         let Some(vectors) = st.vectors.as_ref() else {
@@ -193,6 +197,7 @@ fn rebuild(c: &Collection) {
             upto,
         )
     };
+    tracing::Span::current().record("quiver.points", labels.len());
     let mut inserted: Vec<(u32, u32)> = Vec::with_capacity(labels.len());
     let started = std::time::Instant::now();
     let graph = Graph::new(&c.hnsw, dimension, labels.len());

@@ -2,6 +2,7 @@
 //! Nothing here knows about HTTP.
 
 pub mod collection;
+pub mod counters;
 pub mod distance;
 pub mod error;
 pub mod fence;
@@ -20,7 +21,8 @@ pub mod write;
 pub use error::{StoreError, StoreResult};
 pub use project::{CollectionMeta, Project, DEFAULT_DATABASE};
 pub use registry::{
-    PauseOutcome, ProjectInfo, ProjectState, Registry, ServerStats, StatsSource, StoreConfig,
+    LiveFigures, PauseOutcome, ProjectInfo, ProjectState, Registry, ServerStats, StatsSource,
+    StoreConfig,
 };
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use roaring::RoaringBitmap;
 use rocksdb::{Direction, IteratorMode};
 
 use super::collection::{Collection, ServingState};
+use super::counters;
 use super::distance::distance;
 use super::error::{StoreError, StoreResult};
 use super::filter::{MetaOp, Where, WhereDocument};
@@ -316,6 +317,17 @@ impl Project {
 
     /// Chroma's get: matching records in write order, after `offset`, at most `limit`.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(
+        name = "collection.get",
+        skip_all,
+        fields(
+            quiver.project = %self.name,
+            quiver.collection = %meta.name,
+            quiver.ids = ids.map(<[String]>::len),
+            quiver.filtered = where_.is_some() || where_document.is_some(),
+            quiver.limit = limit,
+        )
+    )]
     pub fn get_records(
         &self,
         meta: &CollectionMeta,
@@ -347,6 +359,19 @@ impl Project {
     }
 
     /// Nearest neighbours for each query embedding among the matching records.
+    #[tracing::instrument(
+        name = "collection.query",
+        skip_all,
+        fields(
+            quiver.project = %self.name,
+            quiver.collection = %meta.name,
+            quiver.queries = req.embeddings.len(),
+            quiver.n_results = req.n_results,
+            quiver.filtered = req.ids.is_some() || req.where_.is_some() || req.where_document.is_some(),
+            quiver.strategy = tracing::field::Empty,
+            quiver.candidates = tracing::field::Empty,
+        )
+    )]
     pub fn query(
         &self,
         meta: &CollectionMeta,
@@ -387,6 +412,10 @@ impl Project {
                 allowed.as_ref(),
             );
             strategy = s;
+            match s {
+                Strategy::Exact => counters::add(&counters::QUERIES_EXACT, 1),
+                Strategy::Graph => counters::add(&counters::QUERIES_GRAPH, 1),
+            }
             let labels: Vec<u32> = scored.iter().map(|(l, _)| *l).collect();
             let records = self.read_records(meta, &labels, req.include)?;
             all_hits.push(
@@ -397,6 +426,7 @@ impl Project {
                     .collect(),
             );
         }
+        tracing::Span::current().record("quiver.strategy", tracing::field::debug(strategy));
         Ok((all_hits, strategy))
     }
 }
@@ -417,6 +447,7 @@ pub fn nearest(
         return (Vec::new(), Strategy::Exact);
     }
     let candidates = allowed.map_or(st.live.len(), |a| a.len()) as usize;
+    tracing::Span::current().record("quiver.candidates", candidates);
     let exact = st.graph.is_none()
         || allowed.is_some() && candidates.saturating_mul(vectors.dimension) <= EXACT_SCAN_BUDGET
         || candidates <= k.max(64);

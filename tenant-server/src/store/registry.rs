@@ -18,6 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager};
 use serde::Serialize;
 
+use super::counters;
 use super::error::{StoreError, StoreResult};
 use super::fence::{self, Fence};
 use super::gate::WriteGates;
@@ -212,6 +213,24 @@ pub struct PauseOutcome {
     pub drained_writes: usize,
 }
 
+/// Figures of the server that cost no filesystem access, for the metrics endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveFigures {
+    pub open_projects: u64,
+    pub max_open_projects: u64,
+    /// Projects being opened or closed right now.
+    pub busy_projects: u64,
+    pub loaded_memory_bytes: u64,
+    pub paused_projects: u64,
+    pub evictions: u64,
+    pub idle_closes: u64,
+    pub block_cache_usage_bytes: u64,
+    pub block_cache_pinned_bytes: u64,
+    pub block_cache_capacity_bytes: u64,
+    pub write_buffer_usage_bytes: u64,
+    pub write_buffer_capacity_bytes: u64,
+}
+
 /// Figures of the whole server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerStats {
@@ -326,7 +345,15 @@ impl Registry {
         drop(st);
         // opening creates files and syncs them: done without the lock so that other
         // projects open in parallel (the busy mark keeps this one to one opener)
-        let opened = self.open_unlisted(name, create);
+        let opened = tracing::info_span!(
+            "project.open",
+            quiver.project = name,
+            quiver.create = create
+        )
+        .in_scope(|| self.open_unlisted(name, create));
+        if opened.is_ok() {
+            counters::add(&counters::PROJECT_OPENS, 1);
+        }
         let mut st = self.state.lock();
         st.busy.remove(name);
         self.closed.notify_all();
@@ -398,6 +425,8 @@ impl Registry {
 
     fn finish_close(&self, p: Arc<Project>) {
         let name = p.name.clone();
+        let _span = tracing::info_span!("project.close", quiver.project = %name).entered();
+        counters::add(&counters::PROJECT_CLOSES, 1);
         while Arc::strong_count(&p) > 1 {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -741,6 +770,25 @@ impl Registry {
 
     /// Figures of the whole server. Walks the workspace (every project directory and the
     /// size of every file), so it costs as much as a `du` of it.
+    /// Figures for the metrics endpoint: no filesystem walk.
+    pub fn live_figures(&self) -> LiveFigures {
+        let st = self.state.lock();
+        LiveFigures {
+            open_projects: st.open.len() as u64,
+            max_open_projects: self.config.max_open_projects as u64,
+            busy_projects: st.busy.len() as u64,
+            loaded_memory_bytes: st.open.iter().map(|(_, p)| p.memory_bytes() as u64).sum(),
+            paused_projects: self.gates.paused().len() as u64,
+            evictions: self.evictions.load(Ordering::Relaxed),
+            idle_closes: self.idle_closes.load(Ordering::Relaxed),
+            block_cache_usage_bytes: self.shared.cache.get_usage() as u64,
+            block_cache_pinned_bytes: self.shared.cache.get_pinned_usage() as u64,
+            block_cache_capacity_bytes: self.config.block_cache_bytes as u64,
+            write_buffer_usage_bytes: self.shared.write_buffers.get_usage() as u64,
+            write_buffer_capacity_bytes: self.shared.write_buffers.get_buffer_size() as u64,
+        }
+    }
+
     pub fn server_stats(&self) -> StoreResult<ServerStats> {
         let dirs = self.project_dirs()?;
         let mut fenced_projects = 0;

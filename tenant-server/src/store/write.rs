@@ -162,6 +162,16 @@ fn merge_metadata(
 
 impl Project {
     /// Applies `records` to the collection `meta` in one atomic batch.
+    #[tracing::instrument(
+        name = "records.write",
+        skip_all,
+        fields(
+            quiver.project = %self.name,
+            quiver.collection = %meta.name,
+            quiver.operation = ?mode,
+            quiver.batch_size = records.len(),
+        )
+    )]
     pub fn write(
         &self,
         meta: &CollectionMeta,
@@ -301,6 +311,7 @@ impl Project {
         if applied > 0 {
             self.indexer.schedule(&coll);
         }
+        super::counters::add(&super::counters::RECORDS_WRITTEN, applied as u64);
         Ok(WriteOutcome {
             applied,
             total: counters.count,
@@ -309,6 +320,17 @@ impl Project {
 
     /// Deletes the records matching `ids` and the filters (all given conditions must hold),
     /// at most `limit` of them in label order. Returns how many were deleted.
+    #[tracing::instrument(
+        name = "records.delete",
+        skip_all,
+        fields(
+            quiver.project = %self.name,
+            quiver.collection = %meta.name,
+            quiver.ids = ids.map(<[String]>::len),
+            quiver.filtered = where_.is_some() || where_document.is_some(),
+            quiver.deleted = tracing::field::Empty,
+        )
+    )]
     pub fn delete_records(
         &self,
         meta: &CollectionMeta,
@@ -368,6 +390,8 @@ impl Project {
             coll.note_write();
             self.indexer.schedule(&coll);
         }
+        super::counters::add(&super::counters::RECORDS_DELETED, deleted);
+        tracing::Span::current().record("quiver.deleted", deleted);
         Ok(WriteOutcome {
             applied: deleted as usize,
             total: counters.count,

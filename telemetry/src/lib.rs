@@ -1,0 +1,15 @@
+//! Logs, traces and trace context for the Quiver binaries.
+//!
+//! - [`Telemetry::init`]: `tracing` logs (text or JSON, levels from `RUST_LOG`) and, when
+//!   the standard `OTEL_EXPORTER_OTLP_*` variables ask for it, OpenTelemetry traces
+//!   exported over OTLP/HTTP. Without them nothing but the log layer is installed.
+//! - [`http`]: the server span of each HTTP request (OpenTelemetry HTTP semantic
+//!   conventions), continuing the caller's W3C `traceparent`, and the trace id every log
+//!   line of the request carries.
+//! - [`propagation`]: reading and writing W3C trace context on HTTP headers.
+
+pub mod http;
+mod init;
+pub mod propagation;
+
+pub use init::{otel_requested, Telemetry};
