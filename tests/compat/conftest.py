@@ -1,10 +1,18 @@
 """Chroma v2 compatibility suite: fixtures.
 
 Run against a server that is already up with ``--url http://HOST:PORT``; without ``--url``
-the Quiver tenant server binary is started on a temporary workspace and a free port
-(``--allow-reset``), and stopped when the session ends. The binary is
-``$QUIVER_TENANT_SERVER_BIN``, else ``$CARGO_TARGET_DIR/release/quiver-tenant-server``,
-else ``target/release/quiver-tenant-server`` in the repository.
+the suite starts the Quiver binaries itself and stops them when the session ends. Each
+tenant server gets a temporary workspace and a free port (``--allow-reset``). The topology
+is ``--topology`` or ``$QUIVER_COMPAT_TOPOLOGY``:
+
+* ``single`` (default): one tenant server, tested directly;
+* ``router``: three tenant servers behind ``quiver-router`` (static placement, one
+  ``--shard`` each); the suite talks to the router only, once its ``/readyz`` answers 200.
+
+The tenant server binary is ``$QUIVER_TENANT_SERVER_BIN``, else
+``$CARGO_TARGET_DIR/release/quiver-tenant-server``, else
+``target/release/quiver-tenant-server`` in the repository; the router binary is
+``$QUIVER_ROUTER_BIN``, else ``quiver-router`` in the same places.
 
 The assertions encode what the real Chroma 1.5.9 server does when driven by the official
 ``chromadb`` 1.5.9 Python client.
@@ -34,22 +42,61 @@ from _helpers import new_tenant, unique  # noqa: E402,F401
 REPO = Path(__file__).resolve().parents[2]
 
 
+TOPOLOGIES = ("single", "router")
+ROUTER_SHARDS = 3
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--url",
         action="store",
         default=None,
         help="base URL of a running Chroma-compatible server (e.g. http://127.0.0.1:8000); "
-        "without it the Quiver tenant server binary is started",
+        "without it the Quiver binaries are started (see --topology)",
+    )
+    parser.addoption(
+        "--topology",
+        action="store",
+        choices=TOPOLOGIES,
+        default=None,
+        help="what the suite starts when --url is not given: 'single' (one tenant server, "
+        "the default) or 'router' (three tenant servers behind quiver-router); "
+        "default from $QUIVER_COMPAT_TOPOLOGY",
     )
 
 
-def _server_binary() -> str:
-    env = os.environ.get("QUIVER_TENANT_SERVER_BIN")
+def _topology(config) -> str:
+    topology = config.getoption("--topology") or os.environ.get("QUIVER_COMPAT_TOPOLOGY") or "single"
+    if topology not in TOPOLOGIES:
+        raise pytest.UsageError(
+            f"QUIVER_COMPAT_TOPOLOGY={topology!r}: expected one of {', '.join(TOPOLOGIES)}")
+    return topology
+
+
+def pytest_configure(config):
+    _topology(config)  # a misspelt topology stops the run before any test
+
+
+def pytest_report_header(config):
+    if config.getoption("--url"):
+        return f"quiver compat: server under test {config.getoption('--url')}"
+    return f"quiver compat: topology {_topology(config)}"
+
+
+def _binary(env_var: str, name: str) -> str:
+    env = os.environ.get(env_var)
     if env:
         return env
     target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
-    return str(Path(target) / "release" / "quiver-tenant-server")
+    return str(Path(target) / "release" / name)
+
+
+def _server_binary() -> str:
+    return _binary("QUIVER_TENANT_SERVER_BIN", "quiver-tenant-server")
+
+
+def _router_binary() -> str:
+    return _binary("QUIVER_ROUTER_BIN", "quiver-router")
 
 
 def _free_port() -> int:
@@ -58,21 +105,98 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_heartbeat(url: str, proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+def _wait_ok(url: str, path: str, proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    """Polls `GET {url}{path}` until it answers 200."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited early with status {proc.returncode}")
+            raise RuntimeError(f"{url}: process exited early with status {proc.returncode}")
         try:
-            r = httpx.get(f"{url}/api/v2/heartbeat", timeout=2.0)
+            r = httpx.get(f"{url}{path}", timeout=2.0)
             if r.status_code == 200:
                 return
-            last = f"status {r.status_code}"
+            last = f"status {r.status_code}: {r.text[:200]}"
         except httpx.HTTPError as e:
             last = repr(e)
         time.sleep(0.1)
-    raise RuntimeError(f"server at {url} did not answer /api/v2/heartbeat: {last}")
+    raise RuntimeError(f"{url} did not answer {path}: {last}")
+
+
+def _wait_heartbeat(url: str, proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    _wait_ok(url, "/api/v2/heartbeat", proc, timeout)
+
+
+class _Processes:
+    """The processes one session started, with their logs; stops them in reverse order."""
+
+    def __init__(self) -> None:
+        self.scratch = tempfile.mkdtemp(prefix="quiver-compat-")
+        self.procs: list[tuple[str, subprocess.Popen, str]] = []
+        self.env = dict(os.environ)
+        self.env.setdefault("RUST_LOG", "warn")
+
+    def start(self, label: str, argv: list[str]) -> subprocess.Popen:
+        log_path = os.path.join(self.scratch, f"{label}.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        self.procs.append((label, proc, log_path))
+        return proc
+
+    def start_tenant_server(self, label: str) -> tuple[str, subprocess.Popen]:
+        workspace = os.path.join(self.scratch, f"{label}-workspace")
+        os.mkdir(workspace)
+        port = _free_port()
+        proc = self.start(label, [
+            _server_binary(), "--host", "127.0.0.1", "--port", str(port),
+            "--workspace", workspace, "--allow-reset",
+        ])
+        return f"http://127.0.0.1:{port}", proc
+
+    def logs(self) -> str:
+        out = []
+        for label, _, log_path in self.procs:
+            try:
+                with open(log_path, "rb") as f:
+                    tail = f.read()[-4000:].decode(errors="replace")
+            except OSError:
+                tail = "(no log)"
+            out.append(f"--- {label} log ---\n{tail}")
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        for _, proc, _ in reversed(self.procs):
+            proc.terminate()
+        for _, proc, _ in reversed(self.procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _start_single(procs: _Processes) -> str:
+    url, proc = procs.start_tenant_server("tenant-server")
+    _wait_heartbeat(url, proc)
+    return url
+
+
+def _start_router(procs: _Processes) -> str:
+    shard_urls = []
+    for i in range(ROUTER_SHARDS):
+        url, proc = procs.start_tenant_server(f"tenant-server-{i}")
+        shard_urls.append((url, proc))
+    for url, proc in shard_urls:
+        _wait_heartbeat(url, proc)
+    port = _free_port()
+    argv = [_router_binary(), "--host", "127.0.0.1", "--port", str(port)]
+    for url, _ in shard_urls:
+        argv += ["--shard", url]
+    proc = procs.start("router", argv)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ok(url, "/readyz", proc)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -84,45 +208,24 @@ def server_url(request):
         yield url
         return
 
-    binary = _server_binary()
-    if not os.path.exists(binary):
-        pytest.exit(f"Quiver tenant server binary not found at {binary} "
-                    "(set QUIVER_TENANT_SERVER_BIN or pass --url)", returncode=2)
-    workspace = tempfile.mkdtemp(prefix="quiver-compat-")
-    port = _free_port()
-    log_path = os.path.join(os.path.dirname(workspace), f"quiver-compat-{port}.log")
-    log = open(log_path, "wb")
-    env = dict(os.environ)
-    env.setdefault("RUST_LOG", "warn")
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--workspace", workspace, "--allow-reset"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    topology = _topology(request.config)
+    binaries = [("QUIVER_TENANT_SERVER_BIN", _server_binary())]
+    if topology == "router":
+        binaries.append(("QUIVER_ROUTER_BIN", _router_binary()))
+    for env_var, binary in binaries:
+        if not os.path.exists(binary):
+            pytest.exit(f"{os.path.basename(binary)} binary not found at {binary} "
+                        f"(set {env_var} or pass --url)", returncode=2)
+
+    procs = _Processes()
     try:
         try:
-            _wait_heartbeat(url, proc)
+            url = _start_router(procs) if topology == "router" else _start_single(procs)
         except RuntimeError as e:
-            log.flush()
-            with open(log_path, "rb") as f:
-                tail = f.read()[-4000:].decode(errors="replace")
-            raise RuntimeError(f"{e}\n--- server log ---\n{tail}") from None
+            raise RuntimeError(f"{e}\n{procs.logs()}") from None
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(workspace, ignore_errors=True)
-        try:
-            os.remove(log_path)
-        except OSError:
-            pass
+        procs.stop()
 
 
 @pytest.fixture(scope="session")
