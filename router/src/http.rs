@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use quiver_placement::protocol::REQUEST_ID_HEADER;
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tracing::Instrument;
@@ -80,12 +81,26 @@ async fn observe(State(s): State<AppState>, mut req: Request, next: Next) -> Res
         Some(m) => m.as_str().to_string(),
         None => route_template(class).to_string(),
     };
+    // one request id for the whole hop: the client's, else a new one, echoed back even on
+    // the router's own answers
+    let request_id = match req.headers().get(REQUEST_ID_HEADER) {
+        Some(v) => v.clone(),
+        None => {
+            let v = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"));
+            req.headers_mut().insert(REQUEST_ID_HEADER, v.clone());
+            v
+        }
+    };
     let (span, trace_id) = quiver_telemetry::http::server_span(&req, &template);
     req.extensions_mut().insert(trace_id);
     let metrics = &s.proxy.metrics;
     metrics.in_flight.inc();
     let started = Instant::now();
-    let resp = next.run(req).instrument(span.clone()).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    resp.headers_mut()
+        .entry(REQUEST_ID_HEADER)
+        .or_insert(request_id);
     quiver_telemetry::http::record_response(&span, &resp);
     metrics.in_flight.dec();
     metrics

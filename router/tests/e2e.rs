@@ -880,8 +880,6 @@ async fn large_bodies_stream_and_request_ids_and_trace_context_pass_through() {
 /// client's body, so the requests must not announce one: a `Content-Length` promising bytes
 /// that never come leaves a shard (or any proxy in between) waiting for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "router bug: Proxy::call_shard forwards the client's Content-Length with an empty \
-            body (fan-out of reset and pre-flight checks); run with --ignored"]
 async fn fanned_out_calls_are_well_framed() {
     let (echo_url, echo_task) = echo_shard().await;
     let logs = tempfile::tempdir().unwrap();

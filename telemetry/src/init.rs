@@ -12,6 +12,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// What becomes a span when exporting (override with `QUIVER_TRACE_FILTER`, `RUST_LOG`
+/// syntax): Quiver's spans, not the HTTP clients' own (the exporter's requests would
+/// otherwise trace themselves).
+const DEFAULT_TRACE_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,reqwest=off,tower=off,\
+     opentelemetry=off,opentelemetry_sdk=off,opentelemetry_http=off,hnsw_rs=off,anndists=off,\
+     kube=off,kube_client=off,kube_runtime=off";
+
 /// Whether the environment asks for trace export: an OTLP endpoint is set, and neither
 /// `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` says otherwise.
 pub fn otel_requested() -> bool {
@@ -42,16 +49,21 @@ impl Telemetry {
         log_format: &str,
         default_filter: &str,
     ) -> Telemetry {
-        let filter =
+        // RUST_LOG picks what is logged, not what is traced: a quiet log (RUST_LOG=warn)
+        // must not silence the request spans, so each layer has its own filter
+        let log_filter =
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
         let fmt = if log_format == "json" {
             tracing_subscriber::fmt::layer()
                 .json()
                 .with_current_span(true)
                 .with_span_list(false)
+                .with_filter(log_filter)
                 .boxed()
         } else {
-            tracing_subscriber::fmt::layer().boxed()
+            tracing_subscriber::fmt::layer()
+                .with_filter(log_filter)
+                .boxed()
         };
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
@@ -64,12 +76,16 @@ impl Telemetry {
             (None, None)
         };
         let otel_layer = provider.as_ref().map(|p| {
+            let trace_filter = env::var("QUIVER_TRACE_FILTER")
+                .ok()
+                .and_then(|f| EnvFilter::try_new(f).ok())
+                .unwrap_or_else(|| EnvFilter::new(DEFAULT_TRACE_FILTER));
             tracing_opentelemetry::layer()
                 .with_tracer(p.tracer(default_service_name))
                 .with_error_records_to_exceptions(true)
+                .with_filter(trace_filter)
         });
         tracing_subscriber::registry()
-            .with(filter)
             .with(fmt)
             .with(otel_layer)
             .init();

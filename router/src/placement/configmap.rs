@@ -6,11 +6,11 @@
 //! as does a watch that keeps failing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::Api;
 use quiver_placement::protocol::CONFIGMAP_KEY;
 use quiver_placement::PlacementTable;
@@ -28,33 +28,50 @@ pub fn table_of(cm: &ConfigMap) -> Result<PlacementTable, String> {
     PlacementTable::from_json(text).map_err(|e| format!("ConfigMap {name}: {e}"))
 }
 
-/// Follows ConfigMap `name` through `api` until the stream ends (it does not, normally:
-/// errors are retried with backoff).
+/// Follows ConfigMap `name` through `api` for as long as the process runs.
+///
+/// After any watch error the watcher is started afresh, after a backoff: a fresh start
+/// lists the ConfigMap again, which is what confirms the table and makes the source
+/// healthy again (kube's watcher would otherwise resume silently and leave the router
+/// unready until the ConfigMap next changes).
 pub async fn run(placement: Arc<Placement>, api: Api<ConfigMap>, name: String) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut seen_in_listing = false;
-    let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Apply(cm)) | Ok(Event::InitApply(cm)) => {
-                seen_in_listing = true;
-                match table_of(&cm) {
-                    Ok(table) => {
-                        placement.install(table);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut seen_in_listing = false;
+        let mut events = watcher::watcher(api.clone(), config.clone()).boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(Event::Apply(cm)) | Ok(Event::InitApply(cm)) => {
+                    seen_in_listing = true;
+                    backoff = MIN_BACKOFF;
+                    match table_of(&cm) {
+                        Ok(table) => {
+                            placement.install(table);
+                        }
+                        Err(e) => placement.report_error(&e),
                     }
-                    Err(e) => placement.report_error(&e),
+                }
+                Ok(Event::Delete(_)) => {
+                    placement.report_error(&format!("ConfigMap {name} was deleted"));
+                }
+                Ok(Event::Init) => seen_in_listing = false,
+                Ok(Event::InitDone) => {
+                    backoff = MIN_BACKOFF;
+                    if !seen_in_listing {
+                        placement.report_error(&format!("ConfigMap {name} does not exist"));
+                    }
+                }
+                Err(e) => {
+                    placement.report_error(&format!("watching ConfigMap {name}: {e}"));
+                    break;
                 }
             }
-            Ok(Event::Delete(_)) => {
-                placement.report_error(&format!("ConfigMap {name} was deleted"));
-            }
-            Ok(Event::Init) => seen_in_listing = false,
-            Ok(Event::InitDone) => {
-                if !seen_in_listing {
-                    placement.report_error(&format!("ConfigMap {name} does not exist"));
-                }
-            }
-            Err(e) => placement.report_error(&format!("watching ConfigMap {name}: {e}")),
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
+
+const MIN_BACKOFF: Duration = Duration::from_millis(800);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -205,6 +205,11 @@ impl Proxy {
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = out.headers.clone();
+        // the router's own calls send no body whatever the client's request declared; a
+        // stale Content-Length would leave the shard waiting for bytes that never come
+        if http_body::Body::size_hint(req.body()).exact() == Some(0) {
+            req.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+        }
         span.record("url.full", tracing::field::display(req.uri()));
         quiver_telemetry::propagation::inject(span, req.headers_mut());
         let shard = ordinal.to_string();

@@ -66,6 +66,16 @@ pub fn log_tail(path: &Path) -> String {
 /// Spawns `bin args…` with stdout and stderr to `log`. On Linux the child is killed when
 /// the thread that spawned it (the test's) goes away, so even an aborted test run leaves
 /// no server behind.
+/// Extra environment for every process this test binary spawns, applied last (a test
+/// binary that exports spans sets the OTLP variables here).
+static CHILD_ENV: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+pub fn set_child_env(vars: &[(&str, &str)]) {
+    let mut env = CHILD_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    env.clear();
+    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+}
+
 fn spawn(bin: &Path, args: &[String], log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("log file");
     let mut cmd = Command::new(bin);
@@ -82,6 +92,13 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> Child {
         .env_remove("QUIVER_SHARDS")
         .env_remove("QUIVER_PLACEMENT_FILE")
         .env_remove("QUIVER_PLACEMENT_CONFIGMAP")
+        .envs(
+            CHILD_ENV
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        )
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("log file"))
         .stderr(file);
