@@ -53,6 +53,8 @@ pub async fn overhead_phases(ctx: &mut Ctx) -> Result<()> {
     let work = vec![batches(0..ctx.args.n, ctx.args.batch)];
     ingest(ctx, COLL_A, "ingest (direct)", work, &data).await?;
 
+    let router_pid = spawned.as_ref().map(|s| s.pid());
+    let cpu_before = router_pid.and_then(cpu_seconds);
     let first = ctx.results.len();
     let unfiltered = &cases[0];
     for clients in [1, ctx.args.query_clients] {
@@ -68,6 +70,20 @@ pub async fn overhead_phases(ctx: &mut Ctx) -> Result<()> {
     ctx.url = direct;
     ctx.label_suffix.clear();
     summarize(&ctx.results[first..]);
+    if let (Some(pid), Some(before)) = (router_pid, cpu_before) {
+        let routed: usize = ctx.results[first..]
+            .iter()
+            .filter(|r| r.phase.contains("[router "))
+            .map(|r| r.ops)
+            .sum();
+        if let Some(after) = cpu_seconds(pid) {
+            println!(
+                "router CPU: {:.2} s for {routed} requests = {:.1} us per request",
+                after - before,
+                (after - before) * 1e6 / routed.max(1) as f64
+            );
+        }
+    }
 
     if !ctx.args.keep {
         ignore_not_found(ctx.client.delete_collection(&project, COLL_A).await)?;
@@ -76,6 +92,18 @@ pub async fn overhead_phases(ctx: &mut Ctx) -> Result<()> {
         println!("# router {}", s.stop(Duration::from_secs(10)));
     }
     Ok(())
+}
+
+/// User + system CPU seconds of a process, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the parenthesised command name; utime and stime are the 14th and 15th
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz.max(1.0))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use quiver_placement::PlacementTable;
 use quiver_router::config::Config;
@@ -66,6 +67,10 @@ async fn main() -> anyhow::Result<()> {
         "quiver-router {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
     );
+    // small responses go out at once instead of waiting on Nagle's algorithm
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -56,8 +56,10 @@ impl Telemetry {
         let fmt = if log_format == "json" {
             tracing_subscriber::fmt::layer()
                 .json()
+                // the whole span list: a line logged inside a store span still shows the
+                // request span's trace_id
                 .with_current_span(true)
-                .with_span_list(false)
+                .with_span_list(true)
                 .with_filter(log_filter)
                 .boxed()
         } else {

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use quiver_telemetry::Telemetry;
 use quiver_tenant_server::config::Config;
 use quiver_tenant_server::http::{self, HttpOptions};
@@ -53,6 +54,10 @@ async fn main() -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.workspace_dir.display()
     );
+    // small responses go out at once instead of waiting on Nagle's algorithm
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
