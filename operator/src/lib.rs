@@ -3,5 +3,7 @@
 //!
 //! - [`crd`]: the `Project` resource (group `quiver.dev`, version `v1alpha1`), from which the
 //!   CRD manifest in `crds/` is generated
+//! - [`plan`]: the shard controller's pure decisions (how many shards, which projects move)
 
 pub mod crd;
+pub mod plan;
