@@ -692,3 +692,105 @@ pub fn strings(v: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// admin API and metrics
+
+impl Shard {
+    /// A client for this shard's own address: its admin API, or data calls that bypass the
+    /// router.
+    pub fn http(&self) -> Http {
+        Http::new(self.base_url())
+    }
+
+    /// `POST /admin/v1/projects/{project}/{action}` on this shard (`pause`, `resume`,
+    /// `fence`), with `body` or none; asserts a 200 and returns the JSON answer.
+    pub async fn admin_post(&self, project: &str, action: &str, body: Option<&Value>) -> Value {
+        let path = format!("/admin/v1/projects/{project}/{action}");
+        let r = self
+            .http()
+            .send(
+                Method::POST,
+                &path,
+                body.map(|b| b.to_string().into_bytes()),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            r.status, 200,
+            "POST {path} on shard {}: {}",
+            self.ordinal, r.text
+        );
+        r.body
+    }
+
+    /// `GET /admin/v1/projects/{project}` on this shard; asserts a 200 (ProjectInfo).
+    pub async fn admin_info(&self, project: &str) -> Value {
+        let path = format!("/admin/v1/projects/{project}");
+        let r = self.http().get(&path).await;
+        assert_eq!(
+            r.status, 200,
+            "GET {path} on shard {}: {}",
+            self.ordinal, r.text
+        );
+        r.body
+    }
+}
+
+/// The value of one series in a Prometheus text exposition, named as it is printed
+/// (`quiver_router_retries_total{reason="paused"}`); `None` when it is absent.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+impl Http {
+    /// Like [`Http::send`] with a JSON body, but sent with `Transfer-Encoding: chunked`
+    /// (no `Content-Length`), in two chunks: the framing of a client that streams its body.
+    pub async fn send_chunked(&self, method: Method, path: &str, body: Vec<u8>) -> Resp {
+        use http_body_util::{BodyExt, StreamBody};
+        use hyper::body::Frame;
+        type Chunks = futures_util::stream::Iter<
+            std::vec::IntoIter<Result<Frame<bytes::Bytes>, std::convert::Infallible>>,
+        >;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<StreamBody<Chunks>>();
+        let body = bytes::Bytes::from(body);
+        let half = body.len() / 2;
+        let chunks: Vec<Result<Frame<bytes::Bytes>, std::convert::Infallible>> = vec![
+            Ok(Frame::data(body.slice(..half))),
+            Ok(Frame::data(body.slice(half..))),
+        ];
+        let req = hyper::Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(StreamBody::new(futures_util::stream::iter(chunks)))
+            .expect("request");
+        let started = Instant::now();
+        let exchange = async {
+            let r = client.request(req).await?;
+            let (parts, incoming) = r.into_parts();
+            let bytes = incoming.collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts, bytes))
+        };
+        let (parts, bytes) = tokio::time::timeout(Duration::from_secs(120), exchange)
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path}: timed out"))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+            elapsed: started.elapsed(),
+        }
+    }
+}
