@@ -67,7 +67,7 @@ impl Metrics {
         let retries = IntCounterVec::new(
             Opts::new(
                 "quiver_router_retries_total",
-                "Requests sent again, by reason (paused, moved, unreachable_moving)",
+                "Requests sent again, by reason (paused, moved, placement_changed)",
             ),
             &["reason"],
         )

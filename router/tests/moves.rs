@@ -187,9 +187,6 @@ fn file_table(shard_count: u32) -> PlacementTable {
 /// Writes of every kind sent while their project is paused wait at the router (no error
 /// reaches the client) and all succeed once it resumes; reads are not held up at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a request body sent with a Content-Length is never replayed (replay.rs: \
-            the Tee body is marked complete only when polled to its end, and hyper's client \
-            stops polling once is_end_stream() is true), so the shard's 503 is passed on at once"]
 async fn writes_wait_out_a_pause_instead_of_failing() {
     pause_scenario(Framing::Length).await;
 }
@@ -359,9 +356,6 @@ async fn pause_scenario(framing: Framing) {
 /// its project-state header, once the budget is spent; the write was not applied, and
 /// works after the resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a request body sent with a Content-Length is never replayed (replay.rs: \
-            the Tee body is marked complete only when polled to its end, and hyper's client \
-            stops polling once is_end_stream() is true), so the shard's 503 is passed on at once"]
 async fn a_pause_longer_than_the_retry_budget_passes_the_503_on() {
     budget_scenario(Framing::Length).await;
 }
@@ -423,9 +417,6 @@ async fn budget_scenario(framing: Framing) {
 /// is spent, so a pause that ends shortly before the budget does is ridden out. (Chunked
 /// bodies, which the router can replay today.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: Proxy::forward gives up as soon as the next jittered backoff (up to 500 ms) \
-            would end past the deadline, so the 503 is passed on up to 500 ms before \
-            --retry-budget-ms is spent"]
 async fn the_whole_retry_budget_is_used() {
     const BUDGET: Duration = Duration::from_millis(1500);
     let cluster = Cluster::start_with(2, Source::Static, &["--retry-budget-ms", "1500"]).await;
@@ -473,9 +464,6 @@ async fn the_whole_retry_budget_is_used() {
 /// A body larger than `--retry-buffer-bytes` is streamed without a copy, so it cannot be
 /// sent again: the shard's 503 reaches the client at once. Smaller ones still wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a request body sent with a Content-Length is never replayed (replay.rs: \
-            the Tee body is marked complete only when polled to its end, and hyper's client \
-            stops polling once is_end_stream() is true), so the shard's 503 is passed on at once"]
 async fn a_body_larger_than_the_replay_buffer_is_not_retried() {
     buffer_scenario(Framing::Length).await;
 }
@@ -548,9 +536,6 @@ async fn buffer_scenario(framing: Framing) {
 /// A fenced project: the router gets "moved", waits for the next placement table, and
 /// sends the pending requests to the new home; the fenced copy is not touched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a request body sent with a Content-Length is never replayed (replay.rs: \
-            the Tee body is marked complete only when polled to its end, and hyper's client \
-            stops polling once is_end_stream() is true), so the shard's 503 is passed on at once"]
 async fn a_moved_project_follows_the_new_placement() {
     moved_scenario(Framing::Length).await;
 }
@@ -657,9 +642,6 @@ async fn moved_scenario(framing: Framing) {
 /// (64 MiB) instead of `--retry-buffer-bytes`, so a large write waits out the pause.
 /// A project that is not moving keeps the small buffer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a request body sent with a Content-Length is never replayed (replay.rs: \
-            the Tee body is marked complete only when polled to its end, and hyper's client \
-            stops polling once is_end_stream() is true), so the shard's 503 is passed on at once"]
 async fn moving_projects_get_the_larger_replay_buffer() {
     moving_scenario(Framing::Length).await;
 }

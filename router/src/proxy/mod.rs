@@ -303,8 +303,10 @@ impl Proxy {
                 _ => None,
             };
             if let Some(reason) = reason {
-                let wait = jitter(backoff);
-                if recorder.replay().is_some() && Instant::now() + wait < deadline {
+                let now = Instant::now();
+                if recorder.replay().is_some() && now < deadline {
+                    // the last wait ends at the deadline, for one last attempt there
+                    let wait = jitter(backoff).min(deadline - now);
                     self.metrics
                         .retries
                         .with_label_values(&[reason.label()])

@@ -106,11 +106,12 @@ impl http_body::Body for UpstreamBody {
                 Poll::Ready(chunks.pop_front().map(|c| Ok(Frame::data(c))))
             }
             UpstreamBody::Tee { inner, recorder } => {
-                let polled = Pin::new(inner).poll_frame(cx);
+                let mut inner = Pin::new(inner);
+                let polled = inner.as_mut().poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
+                        let mut r = recorder.0.lock();
                         if let Some(data) = frame.data_ref() {
-                            let mut r = recorder.0.lock();
                             if !r.overflow {
                                 if r.len + data.len() > r.cap {
                                     r.overflow = true;
@@ -120,6 +121,11 @@ impl http_body::Body for UpstreamBody {
                                     r.chunks.push(data.clone());
                                 }
                             }
+                        }
+                        // hyper stops polling once the body says it has ended (its
+                        // Content-Length is used up), so `None` may never be seen
+                        if inner.is_end_stream() {
+                            r.complete = true;
                         }
                     }
                     Poll::Ready(None) => recorder.0.lock().complete = true,
@@ -172,6 +178,32 @@ mod tests {
         // and a third time
         let third = rec.replay().unwrap().collect().await.unwrap().to_bytes();
         assert_eq!(third, "abcdef");
+    }
+
+    /// Polls the way hyper's HTTP/1 client does: frames until `is_end_stream`, never the
+    /// final `None`.
+    async fn poll_like_hyper(mut body: UpstreamBody) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !body.is_end_stream() {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    if let Some(d) = frame.data_ref() {
+                        out.extend_from_slice(d);
+                    }
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_sized_body_is_replayable_once_its_length_is_sent() {
+        // Body::from(bytes) knows its length: is_end_stream turns true after the data
+        let (body, rec) = UpstreamBody::tee(Body::from("{\"ids\":[\"a\"]}"), 1024);
+        assert_eq!(poll_like_hyper(body).await, b"{\"ids\":[\"a\"]}");
+        let again = rec.replay().expect("replayable").collect().await.unwrap();
+        assert_eq!(again.to_bytes(), "{\"ids\":[\"a\"]}");
     }
 
     #[tokio::test]
