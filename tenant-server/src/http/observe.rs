@@ -253,6 +253,10 @@ impl Metrics {
             &s.queries.with_label_values(&["hnsw"]),
             counters::get(&counters::QUERIES_GRAPH),
         );
+        // the project count is cheap (one directory listing): always current
+        if let Ok(n) = store.project_count() {
+            s.projects.set(n as i64);
+        }
         let mut totals = self.totals.lock();
         let fresh = totals.is_some_and(|(at, ..)| at.elapsed() < TOTALS_TTL);
         if !fresh {
@@ -262,8 +266,7 @@ impl Metrics {
                 *totals = Some((Instant::now(), list.len() as u64, records, bytes));
             }
         }
-        if let Some((_, projects, records, bytes)) = *totals {
-            s.projects.set(projects as i64);
+        if let Some((_, _, records, bytes)) = *totals {
             s.records.set(records as i64);
             s.bytes.set(bytes as i64);
         }
@@ -292,21 +295,14 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_string());
     let (span, trace_id) = quiver_telemetry::http::server_span(&req, &route);
     req.extensions_mut().insert(trace_id);
-    metrics.in_flight.inc();
     let started = Instant::now();
+    let mut flight = InFlight::start(&metrics, &route);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    metrics.in_flight.dec();
     quiver_telemetry::http::record_response(&span, &resp);
     let status = resp.status();
-    metrics
-        .request_duration
-        .with_label_values(&[route.as_str()])
-        .observe(elapsed.as_secs_f64());
-    metrics
-        .requests
-        .with_label_values(&[route.as_str(), status.as_str()])
-        .inc();
+    flight.finish(status);
+    drop(flight);
     if resp.headers().contains_key("chroma-trace-id") {
         if let Ok(v) = HeaderValue::from_str(trace_id.as_str()) {
             resp.headers_mut().insert("chroma-trace-id", v);
@@ -329,6 +325,44 @@ pub async fn observe(
         }
     });
     resp
+}
+
+/// One request in flight. Dropped without [`InFlight::finish`] — the client hung up and
+/// the request future was dropped — it is counted with status 499, as nginx does.
+struct InFlight<'a> {
+    metrics: &'a Metrics,
+    route: &'a str,
+    started: Instant,
+    status: Option<StatusCode>,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(metrics: &'a Metrics, route: &'a str) -> InFlight<'a> {
+        metrics.in_flight.inc();
+        InFlight {
+            metrics,
+            route,
+            started: Instant::now(),
+            status: None,
+        }
+    }
+
+    fn finish(&mut self, status: StatusCode) {
+        self.status = Some(status);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let m = self.metrics;
+        m.in_flight.dec();
+        m.request_duration
+            .with_label_values(&[self.route])
+            .observe(self.started.elapsed().as_secs_f64());
+        let status = self.status;
+        let status = status.as_ref().map_or("499", StatusCode::as_str);
+        m.requests.with_label_values(&[self.route, status]).inc();
+    }
 }
 
 pub async fn metrics_endpoint(State(state): State<super::AppState>) -> Response {

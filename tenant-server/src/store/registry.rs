@@ -652,6 +652,11 @@ impl Registry {
     }
 
     /// (name, store root) of every project directory in the workspace.
+    /// Projects on disk (one directory listing).
+    pub fn project_count(&self) -> StoreResult<usize> {
+        Ok(self.project_dirs()?.len())
+    }
+
     fn project_dirs(&self) -> StoreResult<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.workspace) {
