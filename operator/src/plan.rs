@@ -49,7 +49,7 @@ fn div_ceil(a: u64, b: u64) -> u64 {
 /// The shard count to move towards from `current` shards with these loads. Grows straight
 /// to the count the targets call for; shrinks one shard at a time (the highest ordinal is
 /// drained first), and only when the remaining shards would stay well below the targets.
-/// Always within `[min_shards, max_shards]`.
+/// Below the minimum it returns the minimum; above the maximum, one shard fewer.
 pub fn desired_shards(current: u32, loads: &[ShardLoad], policy: &ScalingPolicy) -> u32 {
     let min = policy.min_shards.max(1);
     let max = policy.max_shards.max(min);
@@ -58,7 +58,11 @@ pub fn desired_shards(current: u32, loads: &[ShardLoad], policy: &ScalingPolicy)
     let needed = div_ceil(projects, policy.target_projects_per_shard)
         .max(div_ceil(bytes, policy.target_bytes_per_shard))
         .min(u64::from(u32::MAX)) as u32;
-    let current = current.clamp(min, max);
+    if current > max {
+        // over the maximum (it was lowered): drain one shard at a time like any shrink
+        return current - 1;
+    }
+    let current = current.max(min);
     if needed > current {
         return needed.min(max);
     }
@@ -161,7 +165,8 @@ mod tests {
     fn out_of_bounds_counts_are_brought_back() {
         let p = policy();
         assert_eq!(desired_shards(1, &loads(1, 0, 0), &p), 2);
-        assert_eq!(desired_shards(12, &loads(12, 900, 0), &p), 8);
+        // above the maximum: one shard at a time, like any shrink
+        assert_eq!(desired_shards(12, &loads(12, 900, 0), &p), 11);
     }
 
     #[test]

@@ -202,7 +202,7 @@ impl PlacementTable {
         self.moving.contains_key(project)
     }
 
-    /// The distinct shard URLs with their ordinals, for calls that concern every shard.
+    /// Every ordinal with its URL, for calls that concern every shard.
     pub fn all_shards(&self) -> impl Iterator<Item = (u32, &str)> {
         self.shards
             .iter()

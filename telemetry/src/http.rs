@@ -5,18 +5,12 @@
 //! field is set in every case — from the exported span, the caller's context or a fresh
 //! id — so that every log line inside the request carries it.
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use tracing::field::Empty;
-use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation;
-
-/// The low-cardinality route template of a request, as `http.route` and in the span name.
-#[derive(Clone, Copy, Debug)]
-pub struct RouteTemplate(pub &'static str);
 
 /// The trace id of the request being served, for handlers that echo it (Chroma's
 /// `chroma-trace-id`).
@@ -92,22 +86,4 @@ pub fn record_response(span: &tracing::Span, resp: &Response) {
         span.record("otel.status_code", "ERROR");
         span.record("error.type", status.as_str());
     }
-}
-
-/// Middleware: runs the request inside its server span. The route template comes from a
-/// [`RouteTemplate`] extension set by an earlier layer, else axum's matched path.
-pub async fn trace_requests(mut req: Request, next: Next) -> Response {
-    let route: String = match req.extensions().get::<RouteTemplate>() {
-        Some(t) => t.0.to_string(),
-        None => req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_else(|| "unmatched".to_string()),
-    };
-    let (span, trace_id) = server_span(&req, &route);
-    req.extensions_mut().insert(trace_id);
-    let resp = next.run(req).instrument(span.clone()).await;
-    record_response(&span, &resp);
-    resp
 }

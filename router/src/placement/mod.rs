@@ -43,7 +43,18 @@ impl Placement {
     }
 
     /// Installs `table` if it differs from the current one. Returns whether it changed.
+    /// A table older than the current one (lower epoch) is refused as an error: tables
+    /// only move forward.
     pub fn install(&self, table: PlacementTable) -> bool {
+        if let Some(current) = self.current() {
+            if table.epoch < current.epoch {
+                self.report_error(&format!(
+                    "refusing placement epoch {} older than the current {}",
+                    table.epoch, current.epoch
+                ));
+                return false;
+            }
+        }
         self.set_source_healthy(true);
         if self.current().as_deref() == Some(&table) {
             return false;
@@ -58,7 +69,9 @@ impl Placement {
             moving = table.moving.len(),
             "placement table installed"
         );
-        self.metrics.placement_epoch.set(epoch as i64);
+        self.metrics
+            .placement_epoch
+            .set(i64::try_from(epoch).unwrap_or(i64::MAX));
         self.metrics
             .placement_shards
             .set(i64::from(table.shard_count));

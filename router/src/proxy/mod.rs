@@ -68,7 +68,12 @@ pub struct Proxy {
 /// What one attempt produced.
 enum Attempt {
     Answered(Response<hyper::body::Incoming>),
-    Unreachable(String),
+    /// No answer. `connected`: the request may have reached the shard (an I/O error after
+    /// the connection opened), so it must not be sent anywhere again.
+    Unreachable {
+        reason: String,
+        connected: bool,
+    },
     TimedOut,
 }
 
@@ -170,7 +175,7 @@ impl Proxy {
                     span.record("error.type", resp.status().as_str());
                 }
             }
-            Attempt::Unreachable(_) => {
+            Attempt::Unreachable { .. } => {
                 span.record("otel.status_code", "ERROR");
                 span.record("error.type", "unreachable");
             }
@@ -198,7 +203,12 @@ impl Proxy {
             .unwrap_or("/");
         let uri: Uri = match format!("{url}{path}").parse() {
             Ok(u) => u,
-            Err(e) => return Attempt::Unreachable(format!("bad upstream URI: {e}")),
+            Err(e) => {
+                return Attempt::Unreachable {
+                    reason: format!("bad upstream URI: {e}"),
+                    connected: false,
+                }
+            }
         };
         let mut req = Request::new(body);
         *req.method_mut() = out.parts.method.clone();
@@ -228,7 +238,10 @@ impl Proxy {
                     .upstream_errors
                     .with_label_values(&[shard.as_str(), kind])
                     .inc();
-                Attempt::Unreachable(error_chain(&e))
+                Attempt::Unreachable {
+                    reason: error_chain(&e),
+                    connected: !e.is_connect(),
+                }
             }
             Err(_) => {
                 self.metrics
@@ -254,11 +267,12 @@ impl Proxy {
         let mut body = Some(body);
         let mut changes = self.placement.subscribe();
         loop {
+            // before the snapshot: a table installed from here on wakes a waiting retry
+            changes.mark_unchanged();
             let table = match self.table() {
                 Ok(t) => t,
                 Err(e) => return with_request_id(e.into_response(), &out.request_id),
             };
-            changes.mark_unchanged();
             let route = table.route(project);
             tracing::info_span!(
                 "route",
@@ -295,8 +309,14 @@ impl Proxy {
                         _ => None,
                     }
                 }
-                Attempt::Unreachable(_)
-                    if self.placement.current().map(|t| t.epoch) != Some(table.epoch) =>
+                // only a connection that never opened is certain not to have delivered
+                // the request; and only a new table can send it somewhere else
+                Attempt::Unreachable {
+                    connected: false, ..
+                } if self
+                    .placement
+                    .current()
+                    .is_some_and(|now| !Arc::ptr_eq(&now, &table)) =>
                 {
                     Some(RetryReason::PlacementChanged)
                 }
@@ -338,7 +358,7 @@ impl Proxy {
                     }
                     Response::from_parts(parts, Body::new(incoming))
                 }
-                Attempt::Unreachable(reason) => RouterError::ShardUnavailable {
+                Attempt::Unreachable { reason, .. } => RouterError::ShardUnavailable {
                     ordinal: route.ordinal,
                     url: route.url.to_string(),
                     reason,
@@ -385,7 +405,7 @@ impl Proxy {
                     }),
                 }
             }
-            Attempt::Unreachable(reason) => Err(RouterError::ShardUnavailable {
+            Attempt::Unreachable { reason, .. } => Err(RouterError::ShardUnavailable {
                 ordinal,
                 url: url.to_string(),
                 reason,

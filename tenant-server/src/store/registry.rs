@@ -651,12 +651,12 @@ impl Registry {
         })
     }
 
-    /// (name, store root) of every project directory in the workspace.
     /// Projects on disk (one directory listing).
     pub fn project_count(&self) -> StoreResult<usize> {
         Ok(self.project_dirs()?.len())
     }
 
+    /// (name, store root) of every project directory in the workspace.
     fn project_dirs(&self) -> StoreResult<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.workspace) {
@@ -776,8 +776,6 @@ impl Registry {
 
     // ---- server figures ----
 
-    /// Figures of the whole server. Walks the workspace (every project directory and the
-    /// size of every file), so it costs as much as a `du` of it.
     /// Figures for the metrics endpoint: no filesystem walk.
     pub fn live_figures(&self) -> LiveFigures {
         let st = self.state.lock();
@@ -797,6 +795,8 @@ impl Registry {
         }
     }
 
+    /// Figures of the whole server. Walks the workspace (every project directory and the
+    /// size of every file), so it costs as much as a `du` of it.
     pub fn server_stats(&self) -> StoreResult<ServerStats> {
         let dirs = self.project_dirs()?;
         let mut fenced_projects = 0;
