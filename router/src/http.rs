@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
@@ -94,7 +94,7 @@ async fn observe(State(s): State<AppState>, mut req: Request, next: Next) -> Res
     };
     let (span, trace_id) = quiver_telemetry::http::server_span(&req, &template);
     req.extensions_mut().insert(trace_id);
-    let mut flight = InFlight::start(&s.proxy.metrics, class);
+    let mut flight = s.proxy.metrics.http.start(class);
     let mut resp = next.run(req).instrument(span.clone()).await;
     resp.headers_mut()
         .entry(REQUEST_ID_HEADER)
@@ -102,44 +102,6 @@ async fn observe(State(s): State<AppState>, mut req: Request, next: Next) -> Res
     quiver_telemetry::http::record_response(&span, &resp);
     flight.finish(resp.status());
     resp
-}
-
-/// One request in flight. Dropped without [`InFlight::finish`] — the client hung up and
-/// the request future was dropped — it is counted with status 499, as nginx does.
-struct InFlight<'a> {
-    metrics: &'a crate::metrics::Metrics,
-    class: &'static str,
-    started: Instant,
-    status: Option<StatusCode>,
-}
-
-impl<'a> InFlight<'a> {
-    fn start(metrics: &'a crate::metrics::Metrics, class: &'static str) -> InFlight<'a> {
-        metrics.in_flight.inc();
-        InFlight {
-            metrics,
-            class,
-            started: Instant::now(),
-            status: None,
-        }
-    }
-
-    fn finish(&mut self, status: StatusCode) {
-        self.status = Some(status);
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let m = self.metrics;
-        m.in_flight.dec();
-        m.request_duration
-            .with_label_values(&[self.class])
-            .observe(self.started.elapsed().as_secs_f64());
-        let status = self.status;
-        let status = status.as_ref().map_or("499", StatusCode::as_str);
-        m.requests.with_label_values(&[self.class, status]).inc();
-    }
 }
 
 fn peer(req: &Request) -> Option<SocketAddr> {

@@ -4,12 +4,12 @@
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use quiver_telemetry::metrics::{HttpMetrics, LATENCY_BUCKETS};
 
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub request_duration: HistogramVec,
-    pub in_flight: IntGauge,
+    /// Requests by route class (see `proxy::target::route_class`).
+    pub http: HttpMetrics,
     pub upstream_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub retries: IntCounterVec,
@@ -18,35 +18,10 @@ pub struct Metrics {
     pub placement_updates: IntCounterVec,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "quiver_http_requests_total",
-                "HTTP requests answered, by route class and status code",
-            ),
-            &["route", "status"],
-        )
-        .expect("valid metric");
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "quiver_http_request_duration_seconds",
-                "Time from request to response headers, by route class",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
-        )
-        .expect("valid metric");
-        let in_flight = IntGauge::new(
-            "quiver_http_requests_in_flight",
-            "Requests being handled right now",
-        )
-        .expect("valid metric");
+        let http = HttpMetrics::register(&registry);
         let upstream_duration = HistogramVec::new(
             HistogramOpts::new(
                 "quiver_router_upstream_duration_seconds",
@@ -91,10 +66,7 @@ impl Metrics {
         )
         .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(request_duration.clone()),
-            Box::new(in_flight.clone()),
-            Box::new(upstream_duration.clone()),
+            Box::new(upstream_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_errors.clone()),
             Box::new(retries.clone()),
             Box::new(placement_epoch.clone()),
@@ -105,9 +77,7 @@ impl Metrics {
         }
         Metrics {
             registry,
-            requests,
-            request_duration,
-            in_flight,
+            http,
             upstream_duration,
             upstream_errors,
             retries,

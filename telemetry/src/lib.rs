@@ -6,10 +6,12 @@
 //! - [`http`]: the server span of each HTTP request (OpenTelemetry HTTP semantic
 //!   conventions), continuing the caller's W3C `traceparent`, and the trace id every log
 //!   line of the request carries.
+//! - [`metrics`]: the HTTP request metrics every binary serves under the same names.
 //! - [`propagation`]: reading and writing W3C trace context on HTTP headers.
 
 pub mod http;
 mod init;
+pub mod metrics;
 pub mod propagation;
 
 pub use init::{otel_requested, Telemetry};

@@ -324,7 +324,7 @@ impl Proxy {
             };
             if let Some(reason) = reason {
                 let now = Instant::now();
-                if recorder.replay().is_some() && now < deadline {
+                if recorder.is_replayable() && now < deadline {
                     // the last wait ends at the deadline, for one last attempt there
                     let wait = jitter(backoff).min(deadline - now);
                     self.metrics

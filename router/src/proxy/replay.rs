@@ -29,6 +29,12 @@ struct Recorded {
 pub struct Recorder(Arc<Mutex<Recorded>>);
 
 impl Recorder {
+    /// Whether [`Recorder::replay`] would give the body (without copying it).
+    pub fn is_replayable(&self) -> bool {
+        let r = self.0.lock();
+        r.complete && !r.overflow
+    }
+
     /// The whole body, if it was read to its end and fit under the cap.
     pub fn replay(&self) -> Option<UpstreamBody> {
         let r = self.0.lock();

@@ -12,18 +12,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tracing::Instrument;
+
+use quiver_telemetry::metrics::HttpMetrics;
 
 use crate::store::counters;
 use crate::store::Registry as Store;
-
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
 
 /// How long the totals over every project on disk (which read each closed project's saved
 /// figures) are reused between scrapes.
@@ -31,11 +26,11 @@ const TOTALS_TTL: Duration = Duration::from_secs(30);
 
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    request_duration: HistogramVec,
-    in_flight: IntGauge,
+    /// Requests by route template.
+    http: HttpMetrics,
     store: StoreGauges,
-    totals: Mutex<Option<(Instant, u64, u64, u64)>>,
+    /// Records and bytes over all projects, and when they were summed.
+    totals: Mutex<Option<(Instant, u64, u64)>>,
 }
 
 struct StoreGauges {
@@ -86,32 +81,7 @@ fn catch_up(c: &IntCounter, value: u64) {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let r = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "quiver_http_requests_total",
-                "HTTP requests answered, by route template and status code",
-            ),
-            &["route", "status"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(requests.clone()))
-            .expect("unique metric");
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "quiver_http_request_duration_seconds",
-                "Time from request to response headers, by route template",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(request_duration.clone()))
-            .expect("unique metric");
-        let in_flight = gauge(
-            &r,
-            "quiver_http_requests_in_flight",
-            "Requests being handled right now",
-        );
+        let http = HttpMetrics::register(&r);
         let queries = IntCounterVec::new(
             Opts::new(
                 "quiver_queries_total",
@@ -208,9 +178,7 @@ impl Metrics {
         };
         Arc::new(Metrics {
             registry: r,
-            requests,
-            request_duration,
-            in_flight,
+            http,
             store,
             totals: Mutex::new(None),
         })
@@ -263,10 +231,10 @@ impl Metrics {
             if let Ok(list) = store.list_projects() {
                 let records = list.iter().filter_map(|p| p.records).sum();
                 let bytes = list.iter().map(|p| p.bytes).sum();
-                *totals = Some((Instant::now(), list.len() as u64, records, bytes));
+                *totals = Some((Instant::now(), records, bytes));
             }
         }
-        if let Some((_, _, records, bytes)) = *totals {
+        if let Some((_, records, bytes)) = *totals {
             s.records.set(records as i64);
             s.bytes.set(bytes as i64);
         }
@@ -296,7 +264,7 @@ pub async fn observe(
     let (span, trace_id) = quiver_telemetry::http::server_span(&req, &route);
     req.extensions_mut().insert(trace_id);
     let started = Instant::now();
-    let mut flight = InFlight::start(&metrics, &route);
+    let mut flight = metrics.http.start(&route);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     quiver_telemetry::http::record_response(&span, &resp);
@@ -325,44 +293,6 @@ pub async fn observe(
         }
     });
     resp
-}
-
-/// One request in flight. Dropped without [`InFlight::finish`] — the client hung up and
-/// the request future was dropped — it is counted with status 499, as nginx does.
-struct InFlight<'a> {
-    metrics: &'a Metrics,
-    route: &'a str,
-    started: Instant,
-    status: Option<StatusCode>,
-}
-
-impl<'a> InFlight<'a> {
-    fn start(metrics: &'a Metrics, route: &'a str) -> InFlight<'a> {
-        metrics.in_flight.inc();
-        InFlight {
-            metrics,
-            route,
-            started: Instant::now(),
-            status: None,
-        }
-    }
-
-    fn finish(&mut self, status: StatusCode) {
-        self.status = Some(status);
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let m = self.metrics;
-        m.in_flight.dec();
-        m.request_duration
-            .with_label_values(&[self.route])
-            .observe(self.started.elapsed().as_secs_f64());
-        let status = self.status;
-        let status = status.as_ref().map_or("499", StatusCode::as_str);
-        m.requests.with_label_values(&[self.route, status]).inc();
-    }
 }
 
 pub async fn metrics_endpoint(State(state): State<super::AppState>) -> Response {
