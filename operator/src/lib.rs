@@ -5,5 +5,6 @@
 //!   CRD manifest in `crds/` is generated
 //! - [`plan`]: the shard controller's pure decisions (how many shards, which projects move)
 
+pub mod admin;
 pub mod crd;
 pub mod plan;
