@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, env = "QUIVER_MAX_OPEN_FILES_PER_PROJECT", default_value_t = 64)]
     pub max_open_files_per_project: i32,
 
+    /// Keep write-ahead log files this many seconds after RocksDB no longer needs them,
+    /// so that moving a project can replay its changes since its snapshot.
+    #[arg(long, env = "QUIVER_WAL_RETENTION_SECS", default_value_t = 900)]
+    pub wal_retention_secs: u64,
+
     /// Allow `POST /api/v2/reset` to delete every project (as Chroma's ALLOW_RESET).
     #[arg(long, env = "ALLOW_RESET", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_reset: bool,
@@ -105,6 +110,7 @@ impl Config {
             block_cache_bytes: self.block_cache_mb << 20,
             write_buffer_bytes: self.write_buffer_mb << 20,
             max_open_files_per_project: self.max_open_files_per_project,
+            wal_retention: Duration::from_secs(self.wal_retention_secs),
         }
     }
 

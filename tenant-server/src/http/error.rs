@@ -54,6 +54,11 @@ impl From<StoreError> for ApiError {
             CollectionExists(_) => (StatusCode::CONFLICT, "UniqueConstraintError"),
             ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "InternalError"),
             ProjectPaused(_) => (StatusCode::SERVICE_UNAVAILABLE, "ProjectPaused"),
+            QuotaExceeded(_) => (StatusCode::BAD_REQUEST, "QuotaError"),
+            ProjectExists(_) => (StatusCode::CONFLICT, "ProjectExists"),
+            NotIncoming(_) => (StatusCode::CONFLICT, "NotIncoming"),
+            ChangesUnavailable(_) => (StatusCode::GONE, "ChangesUnavailable"),
+            PauseTimeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "PauseTimeout"),
             ProjectFenced { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ProjectMoved"),
             Storage(_) | Io(_) | Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         };

@@ -31,6 +31,21 @@ pub enum StoreError {
     /// Writes of the project are paused (while it is moved); retry shortly.
     #[error("Writes to project [{0}] are paused; retry shortly")]
     ProjectPaused(String),
+    /// A write would exceed one of the project's quotas; nothing of it was applied.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// An import found the project already here (and not as an incoming copy).
+    #[error("Project [{0}] already exists on this server")]
+    ProjectExists(String),
+    /// Changes can only be applied to a copy being moved in.
+    #[error("Project [{0}] is not an incoming copy; changes are applied only to one")]
+    NotIncoming(String),
+    /// The write-ahead log no longer reaches back to the asked sequence.
+    #[error("{0}")]
+    ChangesUnavailable(String),
+    /// A pause could not drain the writes in progress in time, and was undone.
+    #[error("{0}")]
+    PauseTimeout(String),
     /// The project moved to another server; this copy serves nothing any more.
     #[error("Project [{name}] has moved {}", moved_to_text(.moved_to))]
     ProjectFenced {

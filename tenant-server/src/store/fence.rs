@@ -1,4 +1,6 @@
-//! The fence of a project that moved to another server: a `FENCED` file next to its `db/`.
+//! The fence of a project that does not serve here: a `FENCED` file next to its `db/`.
+//! Either the copy left behind by a move (reason `moved`), or the copy a move is bringing
+//! in and that serves only once activated (reason `incoming`).
 //!
 //! It lives on disk, in the project's own directory, because it must outlive restarts:
 //! a copy left behind by a move must never serve again, nor be re-created empty by a
@@ -16,15 +18,31 @@ pub const FENCE_FILE: &str = "FENCED";
 /// Longest accepted `moved_to` (it is echoed in every refused request's error).
 pub const MAX_MOVED_TO: usize = 2048;
 
+/// Why a project is fenced.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum FenceReason {
+    /// It moved to another server.
+    #[default]
+    Moved,
+    /// It is being moved here and serves once the fence is lifted.
+    Incoming,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Fence {
+    #[serde(default)]
+    pub reason: FenceReason,
     /// Where the project went (the URL of its new server), when the operator said.
     #[serde(default)]
     pub moved_to: Option<String>,
     /// Unix seconds of the fencing.
     #[serde(default)]
     pub fenced_at: u64,
+    /// For an incoming copy: the source's sequence number it holds every write up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sequence: Option<u64>,
 }
 
 impl Fence {
@@ -38,9 +56,25 @@ impl Fence {
             }
         }
         Ok(Fence {
+            reason: FenceReason::Moved,
             moved_to,
             fenced_at: super::project::now_secs(),
+            source_sequence: None,
         })
+    }
+
+    /// The fence of a copy being moved in, holding the source's writes up to `sequence`.
+    pub fn incoming(sequence: u64) -> Fence {
+        Fence {
+            reason: FenceReason::Incoming,
+            moved_to: None,
+            fenced_at: super::project::now_secs(),
+            source_sequence: Some(sequence),
+        }
+    }
+
+    pub fn is_incoming(&self) -> bool {
+        self.reason == FenceReason::Incoming
     }
 }
 
@@ -55,8 +89,10 @@ pub fn read(root: &Path) -> StoreResult<Option<Fence>> {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!(root = %root.display(), "unreadable fence file, still fenced: {e}");
             Fence {
+                reason: FenceReason::Moved,
                 moved_to: None,
                 fenced_at: 0,
+                source_sequence: None,
             }
         }))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -67,14 +103,25 @@ pub fn read(root: &Path) -> StoreResult<Option<Fence>> {
 /// Writes the fence durably (temporary file, fsync, rename, fsync of the directory), so
 /// that a crash leaves either no fence or a complete one.
 pub fn write(root: &Path, fence: &Fence) -> StoreResult<()> {
-    let tmp = root.join(format!("{FENCE_FILE}.tmp"));
     let bytes = serde_json::to_vec(fence).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    write_durably(&path(root), &bytes)
+}
+
+/// Replaces `file` with `bytes` so that a crash leaves the old content or the new, whole:
+/// temporary file, fsync, rename, fsync of the directory.
+pub fn write_durably(file: &Path, bytes: &[u8]) -> StoreResult<()> {
+    let dir = file
+        .parent()
+        .ok_or_else(|| StoreError::InvalidArgument("file without a directory".into()))?;
+    let mut tmp_name = file.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, path(root))?;
-    sync_dir(root)
+    std::fs::rename(&tmp, file)?;
+    sync_dir(dir)
 }
 
 /// Removes the fence. Returns whether there was one.
@@ -89,7 +136,7 @@ pub fn remove(root: &Path) -> StoreResult<bool> {
     }
 }
 
-fn sync_dir(dir: &Path) -> StoreResult<()> {
+pub fn sync_dir(dir: &Path) -> StoreResult<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

@@ -5,9 +5,12 @@
 //! [`Project`](super::Project), so that a paused project that the LRU closes and reopens
 //! stays paused. They are kept in memory only: a restart lifts every pause (the operator
 //! pauses a project for the seconds a move takes, and a restart aborts that move anyway).
+//! Every pause also carries a deadline, so that a mover that dies mid-move cannot leave
+//! a project refusing writes for ever.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -15,7 +18,8 @@ use super::error::{StoreError, StoreResult};
 
 #[derive(Debug, Default)]
 struct Gate {
-    paused: bool,
+    /// Until when writes are refused; a pause past its deadline has lifted itself.
+    paused_until: Option<Instant>,
     /// Writes of the project in progress.
     writers: usize,
 }
@@ -27,6 +31,18 @@ pub struct WriteGates {
     gates: Mutex<HashMap<String, Gate>>,
     /// Signalled when a project's last writer leaves; pausers wait on it.
     drained: Condvar,
+}
+
+impl Gate {
+    fn paused(&self, now: Instant) -> bool {
+        self.paused_until.is_some_and(|until| now < until)
+    }
+}
+
+/// The writes in progress did not finish in time; the pause was undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainTimeout {
+    pub writes_in_progress: usize,
 }
 
 /// What a pause found.
@@ -53,7 +69,7 @@ impl WriteGates {
     pub fn enter(self: &Arc<Self>, project: &str) -> StoreResult<WritePermit> {
         let mut gates = self.gates.lock();
         let gate = gates.entry(project.to_string()).or_default();
-        if gate.paused {
+        if gate.paused(Instant::now()) {
             return Err(StoreError::ProjectPaused(project.to_string()));
         }
         gate.writers += 1;
@@ -63,20 +79,42 @@ impl WriteGates {
         })
     }
 
-    /// Refuses new writes of `project`, then waits for those in progress to finish.
-    pub fn pause(&self, project: &str) -> Paused {
+    /// Refuses new writes of `project` for `hold` (a pause in force is renewed), then
+    /// waits up to `drain` for the writes in progress to finish. If they do not, the pause
+    /// is undone (unless it was in force before) and the error says how many were left.
+    pub fn pause(
+        &self,
+        project: &str,
+        hold: Duration,
+        drain: Duration,
+    ) -> Result<Paused, DrainTimeout> {
+        let now = Instant::now();
         let mut gates = self.gates.lock();
         let gate = gates.entry(project.to_string()).or_default();
+        let was_paused = gate.paused(now);
         let outcome = Paused {
-            was_paused: gate.paused,
+            was_paused,
             drained_writes: gate.writers,
         };
-        gate.paused = true;
-        // writers cannot enter any more, so this terminates once the current ones leave
-        while gates.get(project).is_some_and(|g| g.writers > 0) {
-            self.drained.wait(&mut gates);
+        let previous = gate.paused_until;
+        gate.paused_until = Some(now + hold);
+        let drain_deadline = now + drain;
+        // writers cannot enter any more, so this ends once the current ones leave
+        while let Some(g) = gates.get(project).filter(|g| g.writers > 0) {
+            let writes_in_progress = g.writers;
+            if self
+                .drained
+                .wait_until(&mut gates, drain_deadline)
+                .timed_out()
+                && gates.get(project).is_some_and(|g| g.writers > 0)
+            {
+                if let Some(g) = gates.get_mut(project) {
+                    g.paused_until = if was_paused { previous } else { None };
+                }
+                return Err(DrainTimeout { writes_in_progress });
+            }
         }
-        outcome
+        Ok(outcome)
     }
 
     /// Admits writes of `project` again. Returns whether it was paused.
@@ -85,8 +123,8 @@ impl WriteGates {
         let Some(gate) = gates.get_mut(project) else {
             return false;
         };
-        let was_paused = gate.paused;
-        gate.paused = false;
+        let was_paused = gate.paused(Instant::now());
+        gate.paused_until = None;
         if gate.writers == 0 {
             gates.remove(project);
         }
@@ -94,15 +132,21 @@ impl WriteGates {
     }
 
     pub fn is_paused(&self, project: &str) -> bool {
-        self.gates.lock().get(project).is_some_and(|g| g.paused)
+        self.gates
+            .lock()
+            .get(project)
+            .is_some_and(|g| g.paused(Instant::now()))
     }
 
     /// Names of the paused projects.
     pub fn paused(&self) -> Vec<String> {
-        self.gates
-            .lock()
+        let now = Instant::now();
+        let mut gates = self.gates.lock();
+        // expired pauses are dropped here, so the map does not keep them for ever
+        gates.retain(|_, g| g.writers > 0 || g.paused(now));
+        gates
             .iter()
-            .filter(|(_, g)| g.paused)
+            .filter(|(_, g)| g.paused(now))
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -116,7 +160,7 @@ impl Drop for WritePermit {
         };
         gate.writers = gate.writers.saturating_sub(1);
         if gate.writers == 0 {
-            if !gate.paused {
+            if !gate.paused(Instant::now()) {
                 gates.remove(&self.project);
             }
             self.gates.drained.notify_all();
@@ -131,10 +175,50 @@ mod tests {
 
     use super::*;
 
+    fn pause(gates: &WriteGates, project: &str) -> Paused {
+        gates
+            .pause(project, Duration::from_secs(60), Duration::from_secs(10))
+            .expect("drained")
+    }
+
+    #[test]
+    fn pause_lifts_itself_at_its_deadline_and_renews() {
+        let gates = WriteGates::new();
+        gates
+            .pause("alpha", Duration::from_millis(150), Duration::from_secs(1))
+            .expect("pause");
+        assert!(gates.enter("alpha").is_err());
+        std::thread::sleep(Duration::from_millis(100));
+        // renewing pushes the deadline out and reports the pause in force
+        let again = gates
+            .pause("alpha", Duration::from_millis(150), Duration::from_secs(1))
+            .expect("pause");
+        assert!(again.was_paused);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(gates.is_paused("alpha"), "renewed pause still holds");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!gates.is_paused("alpha"));
+        assert!(gates.enter("alpha").is_ok(), "expired pause admits writes");
+        assert!(gates.paused().is_empty());
+    }
+
+    #[test]
+    fn pause_is_undone_when_writes_do_not_drain() {
+        let gates = WriteGates::new();
+        let stuck = gates.enter("alpha").expect("enter");
+        let err = gates
+            .pause("alpha", Duration::from_secs(60), Duration::from_millis(100))
+            .expect_err("a write is stuck");
+        assert_eq!(err.writes_in_progress, 1);
+        assert!(!gates.is_paused("alpha"), "the failed pause was undone");
+        drop(stuck);
+        assert!(gates.enter("alpha").is_ok());
+    }
+
     #[test]
     fn paused_project_refuses_writes_and_others_do_not() {
         let gates = WriteGates::new();
-        assert!(!gates.pause("alpha").was_paused);
+        assert!(!pause(&gates, "alpha").was_paused);
         assert!(gates.is_paused("alpha"));
         assert!(matches!(
             gates.enter("alpha"),
@@ -143,7 +227,7 @@ mod tests {
         let other = gates.enter("beta").expect("beta is not paused");
         drop(other);
         assert!(
-            gates.pause("alpha").was_paused,
+            pause(&gates, "alpha").was_paused,
             "second pause reports it was paused"
         );
         assert_eq!(gates.paused(), ["alpha"]);
@@ -162,7 +246,7 @@ mod tests {
         let pauser = {
             let gates = Arc::clone(&gates);
             std::thread::spawn(move || {
-                let outcome = gates.pause("alpha");
+                let outcome = pause(&gates, "alpha");
                 done_tx.send(()).expect("send");
                 outcome
             })
@@ -193,7 +277,7 @@ mod tests {
         let gates = WriteGates::new();
         drop(gates.enter("alpha").expect("enter"));
         assert!(gates.gates.lock().is_empty());
-        gates.pause("alpha");
+        pause(&gates, "alpha");
         let _ = gates.resume("alpha");
         assert!(gates.gates.lock().is_empty());
     }

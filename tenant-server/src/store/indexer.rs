@@ -233,7 +233,7 @@ fn rebuild(c: &Collection) {
 }
 
 /// Writes the graph to disk. Callers hold `index_work`.
-fn save_locked(c: &Collection) {
+pub(super) fn save_locked(c: &Collection) {
     let (graph, upto) = {
         let st = c.state.read();
         match st.graph.as_ref() {

@@ -19,6 +19,7 @@ use super::gate::{WriteGates, WritePermit};
 use super::graph::Graph;
 use super::indexer::{self, Indexer};
 use super::keys::{self, Counters};
+use super::quota::{self, Quotas};
 use super::registry::SharedResources;
 use super::types::HnswConfig;
 
@@ -74,7 +75,17 @@ pub struct Project {
     /// covers all of them whichever API asked.
     gates: Arc<WriteGates>,
     last_access: AtomicU64,
+    quotas: RwLock<Quotas>,
+    /// Held by writes that may grow the project while it has a record or byte quota, so
+    /// that two writes cannot each pass the check and together exceed it.
+    pub(super) quota_lock: Mutex<()>,
+    /// The project's size on disk as last measured, and when, plus what was written since:
+    /// measuring walks the directory, too costly for every write.
+    disk_estimate: Mutex<(std::time::Instant, u64)>,
 }
+
+/// How long a measured size on disk serves byte-quota checks.
+const DISK_SIZE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -100,6 +111,7 @@ impl Project {
             .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options(n)))
             .collect();
         let db = DB::open_cf_descriptors(&opts, root.join("db"), cfs)?;
+        let quotas = quota::read(root)?;
         let project = Project {
             name: name.to_string(),
             root: root.to_path_buf(),
@@ -110,6 +122,9 @@ impl Project {
             indexer,
             gates,
             last_access: AtomicU64::new(now_secs()),
+            quotas: RwLock::new(quotas),
+            quota_lock: Mutex::new(()),
+            disk_estimate: Mutex::new((std::time::Instant::now(), dir_size(root))),
         };
         project.init_catalog()?;
         Ok(project)
@@ -170,6 +185,51 @@ impl Project {
     /// reached to hold every acknowledged write.
     pub fn latest_sequence(&self) -> u64 {
         self.db.latest_sequence_number()
+    }
+
+    pub fn quotas(&self) -> Quotas {
+        *self.quotas.read()
+    }
+
+    /// Replaces the quotas (the registry has written the file).
+    pub(super) fn set_quotas(&self, quotas: Quotas) {
+        *self.quotas.write() = quotas;
+    }
+
+    /// Checks a write that adds `new_records` records and about `payload` bytes against
+    /// the record and byte quotas. The caller holds `quota_lock` when any is set.
+    pub(super) fn check_growth(&self, new_records: u64, payload: u64) -> StoreResult<()> {
+        let quotas = self.quotas();
+        if quotas.max_records.is_some() && new_records > 0 {
+            quotas.check_records(&self.name, self.record_count()?, new_records)?;
+        }
+        if quotas.max_bytes.is_some() {
+            quotas.check_bytes(&self.name, self.disk_bytes_estimate(), payload)?;
+        }
+        Ok(())
+    }
+
+    /// Counts `payload` bytes written into the size estimate.
+    pub(super) fn note_growth(&self, payload: u64) {
+        let mut est = self.disk_estimate.lock();
+        est.1 = est.1.saturating_add(payload);
+    }
+
+    fn disk_bytes_estimate(&self) -> u64 {
+        let mut est = self.disk_estimate.lock();
+        if est.0.elapsed() > DISK_SIZE_TTL {
+            *est = (std::time::Instant::now(), dir_size(&self.root));
+        }
+        est.1
+    }
+
+    fn record_count(&self) -> StoreResult<u64> {
+        let ids: Vec<Uuid> = self.catalog.read().collections.keys().copied().collect();
+        let mut records = 0;
+        for id in &ids {
+            records += self.counters(id)?.count;
+        }
+        Ok(records)
     }
 
     pub(super) fn cf(&self, name: &str) -> StoreResult<&ColumnFamily> {
@@ -279,6 +339,8 @@ impl Project {
                 Err(StoreError::CollectionExists(meta.name))
             };
         }
+        let collections = self.catalog.read().collections.len() as u64;
+        self.quotas().check_collections(&self.name, collections)?;
         meta.dimension = None;
         let mut batch = rocksdb::WriteBatch::default();
         batch.put(keys::collection_key(&meta.id), json_bytes(&meta));
@@ -462,20 +524,40 @@ impl Project {
         ))
     }
 
+    /// Copies the graph dumps into `dest`, each saved first if it lags behind, and each
+    /// under its collection's index lock so that no dump is copied half written.
+    pub(super) fn copy_index_to(&self, dest: &Path) -> StoreResult<()> {
+        let loaded: Vec<Arc<Collection>> = self.loaded.lock().values().cloned().collect();
+        let _locks: Vec<_> = loaded
+            .iter()
+            .map(|c| {
+                let lock = c.index_work.lock();
+                if c.state.read().unsaved_points > 0 {
+                    indexer::save_locked(c);
+                }
+                lock
+            })
+            .collect();
+        std::fs::create_dir_all(dest)?;
+        let index = self.root.join("index");
+        if index.is_dir() {
+            super::transfer::copy_dir(&index, dest)?;
+        }
+        Ok(())
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.loaded.lock().values().map(|c| c.memory()).sum()
     }
 
     pub fn stats(&self) -> StoreResult<ProjectStats> {
-        let ids: Vec<Uuid> = self.catalog.read().collections.keys().copied().collect();
-        let mut records = 0;
-        for id in &ids {
-            records += self.counters(id)?.count;
-        }
+        let collections = self.catalog.read().collections.len() as u64;
+        let bytes = dir_size(&self.root);
+        *self.disk_estimate.lock() = (std::time::Instant::now(), bytes);
         Ok(ProjectStats {
-            collections: ids.len() as u64,
-            records,
-            bytes: dir_size(&self.root),
+            collections,
+            records: self.record_count()?,
+            bytes,
         })
     }
 

@@ -24,6 +24,7 @@ use super::fence::{self, Fence};
 use super::gate::WriteGates;
 use super::indexer::Indexer;
 use super::names::validate_name;
+use super::quota::{self, Quotas};
 use super::project::{dir_size, Project, ProjectStats};
 
 #[derive(Debug, Clone)]
@@ -37,6 +38,9 @@ pub struct StoreConfig {
     pub block_cache_bytes: usize,
     pub write_buffer_bytes: usize,
     pub max_open_files_per_project: i32,
+    /// How long write-ahead log files are kept once RocksDB no longer needs them, so
+    /// that a move can read a project's changes since its snapshot.
+    pub wal_retention: Duration,
 }
 
 impl StoreConfig {
@@ -50,6 +54,7 @@ impl StoreConfig {
             block_cache_bytes: 256 << 20,
             write_buffer_bytes: 256 << 20,
             max_open_files_per_project: 64,
+            wal_retention: Duration::from_secs(900),
         }
     }
 }
@@ -59,6 +64,7 @@ pub struct SharedResources {
     cache: Cache,
     write_buffers: WriteBufferManager,
     max_open_files: i32,
+    wal_retention: Duration,
 }
 
 impl SharedResources {
@@ -73,6 +79,7 @@ impl SharedResources {
             cache,
             write_buffers,
             max_open_files: cfg.max_open_files_per_project,
+            wal_retention: cfg.wal_retention,
         }
     }
 
@@ -87,6 +94,8 @@ impl SharedResources {
         o.set_max_log_file_size(1 << 20);
         o.set_max_total_wal_size(64 << 20);
         o.set_max_manifest_file_size(4 << 20);
+        // archived, not deleted: a move replays the changes since its snapshot from here
+        o.set_wal_ttl_seconds(self.wal_retention.as_secs().max(1));
         o.set_table_cache_num_shard_bits(2);
         // Reopening must be cheap, because idle projects are closed and reopened on
         // demand: keep recovered WAL data in memtables instead of writing SST files on
@@ -155,6 +164,9 @@ fn release_free_memory() {
     }
 }
 
+/// Longest a pause waits for the writes in progress before it gives up.
+pub const PAUSE_DRAIN: Duration = Duration::from_secs(10);
+
 /// Where a project's figures were written at its last close.
 pub(super) const STATS_FILE: &str = "stats.json";
 
@@ -177,6 +189,8 @@ pub enum ProjectState {
     Paused,
     /// Nothing: it moved to another server.
     Fenced,
+    /// Nothing yet: a copy being moved in, serving once activated.
+    Incoming,
 }
 
 /// Where a project's figures come from.
@@ -275,7 +289,7 @@ impl Registry {
     pub fn new(config: StoreConfig) -> StoreResult<Arc<Registry>> {
         std::fs::create_dir_all(&config.workspace)?;
         let shared = SharedResources::new(&config);
-        Ok(Arc::new(Registry {
+        let registry = Arc::new(Registry {
             shared,
             indexer: Indexer::start(),
             gates: WriteGates::new(),
@@ -287,7 +301,72 @@ impl Registry {
             evictions: AtomicU64::new(0),
             idle_closes: AtomicU64::new(0),
             config,
-        }))
+        });
+        registry.clear_staging();
+        Ok(registry)
+    }
+
+    pub(super) fn shared(&self) -> &SharedResources {
+        &self.shared
+    }
+
+    pub(super) fn project_root_of(&self, name: &str) -> PathBuf {
+        self.project_root(name)
+    }
+
+    /// Runs `f` on the project's store directory while nobody has the project open or
+    /// can open it: an open project is closed first (once its requests in progress are
+    /// done). Openers wait meanwhile; file work in `f` holds no global lock.
+    pub(super) fn with_exclusive<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let mut st = self.state.lock();
+        loop {
+            while st.busy.contains(name) {
+                self.closed.wait(&mut st);
+            }
+            match st.open.pop(name) {
+                Some(p) => {
+                    st.busy.insert(name.to_string());
+                    drop(st);
+                    self.finish_close(p);
+                    st = self.state.lock();
+                }
+                None => break,
+            }
+        }
+        st.busy.insert(name.to_string());
+        drop(st);
+        let out = f(&self.project_root(name));
+        let mut st = self.state.lock();
+        st.busy.remove(name);
+        self.closed.notify_all();
+        drop(st);
+        out
+    }
+
+    /// Runs `f` with the project's store directory and the project if open, while no
+    /// open or close of it can start (requests to it, if open, go on).
+    fn with_settled<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path, Option<&Arc<Project>>) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let mut st = self.state.lock();
+        while st.busy.contains(name) {
+            self.closed.wait(&mut st);
+        }
+        let open = st.open.peek(name).cloned();
+        st.busy.insert(name.to_string());
+        drop(st);
+        let out = f(&self.project_root(name), open.as_ref());
+        let mut st = self.state.lock();
+        st.busy.remove(name);
+        self.closed.notify_all();
+        drop(st);
+        out
     }
 
     fn project_root(&self, name: &str) -> PathBuf {
@@ -299,7 +378,7 @@ impl Registry {
 
     /// Creates the project's directory, recording its full name when the directory name
     /// had to be shortened.
-    fn prepare_dir(&self, name: &str) -> StoreResult<()> {
+    pub(super) fn prepare_dir(&self, name: &str) -> StoreResult<()> {
         let root = self.project_root(name);
         std::fs::create_dir_all(&root)?;
         if project_dir_name(name) != name {
@@ -496,7 +575,7 @@ impl Registry {
             return Err(fenced(name, f));
         }
         let _permit = self.gates.enter(name)?;
-        self.remove_project(name)
+        self.remove_project(name, true)
     }
 
     /// Deletes a project and its directory whatever its state (the operator removes the
@@ -504,31 +583,27 @@ impl Registry {
     /// starts afresh. Returns false if it did not exist.
     pub fn purge_project(self: &Arc<Self>, name: &str) -> StoreResult<bool> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
-        let existed = self.remove_project(name)?;
+        let existed = self.remove_project(name, false)?;
         let _ = self.gates.resume(name);
         Ok(existed)
     }
 
-    fn remove_project(&self, name: &str) -> StoreResult<bool> {
-        let mut st = self.state.lock();
-        while st.busy.contains(name) {
-            self.closed.wait(&mut st);
-        }
-        let open = st.open.pop(name);
-        if let Some(p) = open {
-            st.busy.insert(name.to_string());
-            drop(st);
-            self.finish_close(p);
-            st = self.state.lock();
-        }
-        // hold the lock so nobody reopens it while its files go
-        let dir = self.config.workspace.join(project_dir_name(name));
-        if !dir.join(&self.config.knowledge_graph_subdir).is_dir() {
-            return Ok(false);
-        }
-        std::fs::remove_dir_all(&dir)?;
-        drop(st);
-        Ok(true)
+    /// Removes the project's directory; with `unless_fenced`, a project fenced meanwhile
+    /// (a client's delete racing a move's fence) is refused instead: its data is the
+    /// only record of where the project went.
+    fn remove_project(&self, name: &str, unless_fenced: bool) -> StoreResult<bool> {
+        self.with_exclusive(name, |root| {
+            if !root.is_dir() {
+                return Ok(false);
+            }
+            if unless_fenced {
+                if let Some(f) = fence::read(root)? {
+                    return Err(fenced(name, f));
+                }
+            }
+            std::fs::remove_dir_all(self.config.workspace.join(project_dir_name(name)))?;
+            Ok(true)
+        })
     }
 
     /// The projects this server serves (fenced ones are not), with figures (open ones
@@ -537,7 +612,7 @@ impl Registry {
         Ok(self
             .list_projects()?
             .into_iter()
-            .filter(|p| p.state != ProjectState::Fenced)
+            .filter(|p| !matches!(p.state, ProjectState::Fenced | ProjectState::Incoming))
             .map(|p| ProjectListing {
                 name: p.name,
                 path: p.root.display().to_string(),
@@ -621,7 +696,9 @@ impl Registry {
         open: Option<&Arc<Project>>,
     ) -> StoreResult<ProjectInfo> {
         let fence = fence::read(&root)?;
-        let state = if fence.is_some() {
+        let state = if fence.as_ref().is_some_and(Fence::is_incoming) {
+            ProjectState::Incoming
+        } else if fence.is_some() {
             ProjectState::Fenced
         } else if self.gates.is_paused(&name) {
             ProjectState::Paused
@@ -692,7 +769,10 @@ impl Registry {
 
     /// Refuses new writes of the project, waits for those in progress, and returns the
     /// store's latest sequence number, which no write can pass until [`Registry::resume`].
-    pub fn pause(self: &Arc<Self>, name: &str) -> StoreResult<PauseOutcome> {
+    ///
+    /// The pause lifts itself after `hold` unless renewed (paused again) or resumed; if
+    /// the writes in progress take longer than [`PAUSE_DRAIN`] the pause is undone.
+    pub fn pause(self: &Arc<Self>, name: &str, hold: Duration) -> StoreResult<PauseOutcome> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         let root = self.project_root(name);
         if let Some(f) = fence::read(&root)? {
@@ -701,7 +781,17 @@ impl Registry {
         if !root.is_dir() {
             return Err(StoreError::ProjectNotFound(name.to_string()));
         }
-        let paused = self.gates.pause(name);
+        let paused = self
+            .gates
+            .pause(name, hold, PAUSE_DRAIN)
+            .map_err(|t| {
+                StoreError::PauseTimeout(format!(
+                    "{} writes to project [{name}] still in progress after {} s; the pause \
+                     was undone",
+                    t.writes_in_progress,
+                    PAUSE_DRAIN.as_secs()
+                ))
+            })?;
         match self.existing_project(name) {
             Ok(p) => Ok(PauseOutcome {
                 sequence: p.latest_sequence(),
@@ -736,36 +826,48 @@ impl Registry {
     pub fn fence(self: &Arc<Self>, name: &str, moved_to: Option<String>) -> StoreResult<Fence> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         let fence = Fence::new(moved_to)?;
-        let root = self.project_root(name);
-        let mut st = self.state.lock();
-        while st.busy.contains(name) {
-            self.closed.wait(&mut st);
-        }
-        if !root.is_dir() {
-            return Err(StoreError::ProjectNotFound(name.to_string()));
-        }
-        // written under the lock, so that no open can start between the fence and the close
-        fence::write(&root, &fence)?;
-        if let Some(p) = st.open.pop(name) {
-            st.busy.insert(name.to_string());
-            drop(st);
-            self.finish_close(p);
-        }
-        Ok(fence)
+        // closed first (its requests in progress finish), then fenced while nobody can
+        // open it: no request is served after the fence is on disk
+        self.with_exclusive(name, |root| {
+            if !root.is_dir() {
+                return Err(StoreError::ProjectNotFound(name.to_string()));
+            }
+            fence::write(root, &fence)?;
+            Ok(fence)
+        })
     }
 
     /// Lifts the fence (a move rolled back). Returns whether the project was fenced.
     pub fn unfence(&self, name: &str) -> StoreResult<bool> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
-        let root = self.project_root(name);
-        let mut st = self.state.lock();
-        while st.busy.contains(name) {
-            self.closed.wait(&mut st);
-        }
-        if !root.is_dir() {
-            return Err(StoreError::ProjectNotFound(name.to_string()));
-        }
-        fence::remove(&root)
+        self.with_exclusive(name, |root| {
+            if !root.is_dir() {
+                return Err(StoreError::ProjectNotFound(name.to_string()));
+            }
+            fence::remove(root)
+        })
+    }
+
+    /// Replaces the project's quotas (it must exist; a fenced copy takes them too, so
+    /// that they hold wherever it serves next).
+    pub fn set_quotas(&self, name: &str, quotas: Quotas) -> StoreResult<()> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        self.with_settled(name, |root, open| {
+            if !root.is_dir() {
+                return Err(StoreError::ProjectNotFound(name.to_string()));
+            }
+            quota::write(root, &quotas)?;
+            if let Some(p) = open {
+                p.set_quotas(quotas);
+            }
+            Ok(())
+        })
+    }
+
+    /// The project's quotas (read from its file; the project is not opened).
+    pub fn quotas_of(&self, name: &str) -> StoreResult<Quotas> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        quota::read(&self.project_root(name))
     }
 
     /// The fence of the project, if it is fenced.
@@ -801,7 +903,7 @@ impl Registry {
         let dirs = self.project_dirs()?;
         let mut fenced_projects = 0;
         for (_, root) in &dirs {
-            if fence::read(root)?.is_some() {
+            if fence::read(root)?.is_some_and(|f| !f.is_incoming()) {
                 fenced_projects += 1;
             }
         }

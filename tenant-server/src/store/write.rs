@@ -181,6 +181,9 @@ impl Project {
         let _permit = self.write_permit()?;
         let new_dim = validate_batch(meta, mode, &records)?;
         let coll = self.collection(meta)?;
+        let quotas = self.quotas();
+        let _quota = (quotas.max_records.is_some() || quotas.max_bytes.is_some())
+            .then(|| self.quota_lock.lock());
         let _writer = coll.write_lock.lock();
         // The dimension may have been fixed by a concurrent writer since `meta` was read.
         let meta = self.collection_meta_by_id(&meta.id)?;
@@ -229,6 +232,7 @@ impl Project {
         };
 
         let mut counters = self.counters(&id)?;
+        let records_before = counters.count;
         let mut batch = WriteBatch::default();
         let mut changes = Vec::new();
         for ((r, old_label), old) in records.into_iter().zip(existing).zip(old_values) {
@@ -299,8 +303,13 @@ impl Project {
             batch.put(keys::collection_key(&id), json_bytes(&m));
         }
         batch.put(keys::counters_key(&id), counters.encode());
+        let payload = batch.size_in_bytes() as u64;
         if !changes.is_empty() {
+            // nothing of the request is applied when it would exceed a quota
+            let new_records = counters.count.saturating_sub(records_before);
+            self.check_growth(new_records, payload)?;
             self.db.write(batch)?;
+            self.note_growth(payload);
         }
         if let (true, Some(d)) = (dim_fixed, new_dim) {
             self.set_dimension(&id, d);
