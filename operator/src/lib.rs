@@ -7,4 +7,5 @@
 
 pub mod admin;
 pub mod crd;
+pub mod placement_store;
 pub mod plan;
