@@ -7,5 +7,8 @@
 
 pub mod admin;
 pub mod crd;
+pub mod http;
+pub mod metrics;
 pub mod placement_store;
 pub mod plan;
+pub mod reconcile;
