@@ -6,9 +6,11 @@
 //! - [`plan`]: the shard controller's pure decisions (how many shards, which projects move)
 
 pub mod admin;
+pub mod config;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod moves;
 pub mod placement_store;
 pub mod plan;
 pub mod reconcile;
