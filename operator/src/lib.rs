@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod crd;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod moves;
 pub mod placement_store;

@@ -702,6 +702,15 @@ pub(crate) mod mock_api {
     }
 
     impl MockApi {
+        /// Fails if a request arrives within a moment: the code under test is done.
+        pub(crate) async fn assert_idle(&mut self) {
+            if let Ok(Some((req, _))) =
+                tokio::time::timeout(Duration::from_millis(200), self.handle.next_request()).await
+            {
+                panic!("unexpected request {} {}", req.method(), req.uri());
+            }
+        }
+
         /// The next request, which must be `method` on `path` (query ignored unless `path`
         /// has one); its JSON body (`Null` when empty) is returned for the test to check.
         pub(crate) async fn expect(&mut self, method: Method, path: &str) -> Call {
