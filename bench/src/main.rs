@@ -8,6 +8,7 @@
 
 mod compare;
 mod data;
+mod moves;
 mod router;
 mod server;
 mod stats;
@@ -66,6 +67,10 @@ enum Mode {
     /// and through a quiver-router in front of it, alternating, with ratios at the end
     /// (needs --spawn-router or --router-url).
     Router,
+    /// Move the collection's project to a second spawned tenant server while a client
+    /// writes to it through a spawned router; move time, write pause, client-visible
+    /// errors (needs --spawn and --spawn-router).
+    Move,
 }
 
 /// Benchmark a Quiver tenant server over its HTTP API.
@@ -337,6 +342,9 @@ fn validate(args: &Args) -> Result<()> {
             bail!("{name} must be positive");
         }
     }
+    if args.mode == Mode::Move && (args.spawn.is_none() || args.spawn_router.is_none()) {
+        bail!("--mode move needs --spawn and --spawn-router");
+    }
     if args.mode == Mode::Router {
         if args.spawn_router.is_none() == args.router_url.is_none() {
             bail!("--mode router needs exactly one of --spawn-router and --router-url");
@@ -446,6 +454,9 @@ async fn run(args: Args) -> Result<()> {
 async fn run_phases(ctx: &mut Ctx) -> Result<()> {
     if ctx.args.mode == Mode::Router {
         return router::overhead_phases(ctx).await;
+    }
+    if ctx.args.mode == Mode::Move {
+        return moves::move_phases(ctx).await;
     }
     if ctx.args.mode != Mode::Projects {
         single_collection_phases(ctx).await?;

@@ -40,6 +40,20 @@ impl SpawnedServer {
         Self::launch(cmd, binary, port, dir)
     }
 
+    /// Starts `quiver-router --host 127.0.0.1 --port P [args...]` on a free port.
+    pub fn start_router_args(binary: &Path, args: &[String]) -> anyhow::Result<Self> {
+        let dir = temp_dir("quiver-bench-router-")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .args(args)
+            .env("RUST_LOG", "warn");
+        Self::launch(cmd, binary, port, dir)
+    }
+
     /// Starts `quiver-router --host 127.0.0.1 --port P --shard SHARD` on a free port.
     pub fn start_router(binary: &Path, shard: &str) -> anyhow::Result<Self> {
         let dir = temp_dir("quiver-bench-router-")?;

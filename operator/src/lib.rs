@@ -15,3 +15,4 @@ pub mod moves;
 pub mod placement_store;
 pub mod plan;
 pub mod reconcile;
+pub mod shards;

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::crd::Quotas;
 
+mod transfer;
+pub use transfer::{Applied, Paused, SEQUENCE_HEADER};
+
 /// Bound on the short JSON calls. Stats walks the whole workspace (a `du`), so it gets
 /// longer; streamed transfers set their own.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
