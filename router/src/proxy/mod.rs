@@ -345,7 +345,7 @@ impl Proxy {
                         RetryReason::Paused => tokio::time::sleep(wait).await,
                         RetryReason::PlacementChanged => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    backoff = (backoff * 2).min(MAX_PAUSED_BACKOFF);
                     continue;
                 }
             }
@@ -423,6 +423,10 @@ pub fn with_request_id(mut resp: Response<Body>, id: &HeaderValue) -> Response<B
     resp.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
     resp
 }
+
+/// Longest wait between retries of a paused project: a move pauses a project for well
+/// under a second, and a retry costs the shard one refused request.
+const MAX_PAUSED_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Full-jitter-lite: between half and all of `d`, so retries of many clients spread out.
 fn jitter(d: Duration) -> Duration {

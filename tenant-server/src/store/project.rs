@@ -546,6 +546,16 @@ impl Project {
         Ok(())
     }
 
+    /// Loads every collection (vectors and graph), so that the first requests after a
+    /// move do not each wait for it.
+    pub fn load_all_collections(&self) -> StoreResult<usize> {
+        let metas: Vec<CollectionMeta> = self.catalog.read().collections.values().cloned().collect();
+        for meta in &metas {
+            self.collection(meta)?;
+        }
+        Ok(metas.len())
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.loaded.lock().values().map(|c| c.memory()).sum()
     }
@@ -563,9 +573,18 @@ impl Project {
 
     /// Writes graphs and figures to disk; the RocksDB instance closes when dropped.
     pub fn flush_for_close(&self) {
+        self.flush_for_close_with(true);
+    }
+
+    /// As [`Project::flush_for_close`]; without `save_graphs` the graphs are dropped
+    /// unsaved (a copy fenced by a move never serves again, and saving a large graph
+    /// would lengthen the move's write pause for nothing).
+    pub(super) fn flush_for_close_with(&self, save_graphs: bool) {
         let loaded: Vec<Arc<Collection>> = self.loaded.lock().values().cloned().collect();
         for c in &loaded {
-            indexer::save_if_dirty(c);
+            if save_graphs {
+                indexer::save_if_dirty(c);
+            }
             c.dropped.store(true, Ordering::SeqCst);
         }
         if let Err(e) = self.db.flush_wal(true) {

@@ -322,6 +322,15 @@ impl Registry {
         name: &str,
         f: impl FnOnce(&Path) -> StoreResult<R>,
     ) -> StoreResult<R> {
+        self.with_exclusive_saving(name, true, f)
+    }
+
+    fn with_exclusive_saving<R>(
+        &self,
+        name: &str,
+        save_graphs: bool,
+        f: impl FnOnce(&Path) -> StoreResult<R>,
+    ) -> StoreResult<R> {
         let mut st = self.state.lock();
         loop {
             while st.busy.contains(name) {
@@ -331,7 +340,7 @@ impl Registry {
                 Some(p) => {
                     st.busy.insert(name.to_string());
                     drop(st);
-                    self.finish_close(p);
+                    self.finish_close_with(p, save_graphs);
                     st = self.state.lock();
                 }
                 None => break,
@@ -506,13 +515,17 @@ impl Registry {
     }
 
     fn finish_close(&self, p: Arc<Project>) {
+        self.finish_close_with(p, true);
+    }
+
+    fn finish_close_with(&self, p: Arc<Project>, save_graphs: bool) {
         let name = p.name.clone();
         let _span = tracing::info_span!("project.close", quiver.project = %name).entered();
         counters::add(&counters::PROJECT_CLOSES, 1);
         while Arc::strong_count(&p) > 1 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        p.flush_for_close();
+        p.flush_for_close_with(save_graphs);
         drop(p);
         let mut st = self.state.lock();
         st.busy.remove(&name);
@@ -827,8 +840,9 @@ impl Registry {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         let fence = Fence::new(moved_to)?;
         // closed first (its requests in progress finish), then fenced while nobody can
-        // open it: no request is served after the fence is on disk
-        self.with_exclusive(name, |root| {
+        // open it: no request is served after the fence is on disk. Its graphs are not
+        // saved: the copy serves no more, and a move waits on this close.
+        self.with_exclusive_saving(name, false, |root| {
             if !root.is_dir() {
                 return Err(StoreError::ProjectNotFound(name.to_string()));
             }
@@ -837,15 +851,36 @@ impl Registry {
         })
     }
 
-    /// Lifts the fence (a move rolled back). Returns whether the project was fenced.
-    pub fn unfence(&self, name: &str) -> StoreResult<bool> {
+    /// Lifts the fence (a move rolled back, or an incoming copy activated). Returns
+    /// whether the project was fenced. An activated copy is opened and its collections
+    /// loaded in the background, since its first requests are moments away.
+    pub fn unfence(self: &Arc<Self>, name: &str) -> StoreResult<bool> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
-        self.with_exclusive(name, |root| {
+        let was_incoming = self.with_exclusive(name, |root| {
             if !root.is_dir() {
                 return Err(StoreError::ProjectNotFound(name.to_string()));
             }
-            fence::remove(root)
-        })
+            let incoming = fence::read(root)?.is_some_and(|f| f.is_incoming());
+            Ok(fence::remove(root)?.then_some(incoming))
+        })?;
+        if was_incoming == Some(true) {
+            let me = Arc::clone(self);
+            let project = name.to_string();
+            let warm = std::thread::Builder::new()
+                .name("quiver-warm".into())
+                .spawn(move || {
+                    if let Err(e) = me
+                        .existing_project(&project)
+                        .and_then(|p| p.load_all_collections())
+                    {
+                        tracing::warn!(project, "cannot preload an activated project: {e}");
+                    }
+                });
+            if let Err(e) = warm {
+                tracing::warn!("cannot spawn a preload thread: {e}");
+            }
+        }
+        Ok(was_incoming.is_some())
     }
 
     /// Replaces the project's quotas (it must exist; a fenced copy takes them too, so
