@@ -19,10 +19,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, IntCounterVec, IntGauge};
 use quiver_placement::PlacementTable;
 
 use crate::admin::{AdminClient, AdminError};
+use crate::metrics::OperatorMetrics;
 use crate::placement_store::PlacementStoreError;
 
 pub use project::{move_project, MoveReport};
@@ -55,7 +56,7 @@ impl Default for MoveConfig {
     }
 }
 
-/// The move metrics (registered by the operator next to its others).
+/// The handles of the move metrics.
 #[derive(Clone)]
 pub struct MoveMetrics {
     pub in_progress: IntGauge,
@@ -66,46 +67,14 @@ pub struct MoveMetrics {
 }
 
 impl MoveMetrics {
-    pub fn register(registry: &Registry) -> Result<MoveMetrics, prometheus::Error> {
-        let in_progress = IntGauge::new(
-            "quiver_operator_moves_in_progress",
-            "Project moves under way.",
-        )?;
-        let total = IntCounterVec::new(
-            Opts::new(
-                "quiver_operator_moves_total",
-                "Project moves ended, by result (done, rolled_back, failed).",
-            ),
-            &["result"],
-        )?;
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "quiver_operator_move_duration_seconds",
-                "Time from the start of a move to the placement switch.",
-            )
-            .buckets(vec![
-                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-            ]),
-        )?;
-        let write_pause = Histogram::with_opts(
-            HistogramOpts::new(
-                "quiver_operator_move_write_pause_seconds",
-                "Time a moved project's writes were paused (pause to placement switch).",
-            )
-            .buckets(vec![
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
-        )?;
-        registry.register(Box::new(in_progress.clone()))?;
-        registry.register(Box::new(total.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(write_pause.clone()))?;
-        Ok(MoveMetrics {
-            in_progress,
-            total,
-            duration,
-            write_pause,
-        })
+    /// The operator's move metrics (registered once, with its others).
+    pub fn of(m: &OperatorMetrics) -> MoveMetrics {
+        MoveMetrics {
+            in_progress: m.moves_in_progress.clone(),
+            total: m.moves.clone(),
+            duration: m.move_duration.clone(),
+            write_pause: m.move_write_pause.clone(),
+        }
     }
 }
 
