@@ -133,15 +133,22 @@ impl AdminClient {
         .map(drop)
     }
 
-    /// Fences the project here as moved to `moved_to`.
-    pub async fn fence(&self, project: &str, moved_to: &str) -> Result<(), AdminError> {
-        self.send(
-            self.request(Method::POST, &project_path(project, "/fence")?)
-                .json(&serde_json::json!({ "movedTo": moved_to }))
-                .timeout(CALL_TIMEOUT),
-        )
-        .await
-        .map(drop)
+    /// Fences the project here as moved to `moved_to`. Returns the project's last
+    /// sequence number when the server knew it (the project was open).
+    pub async fn fence(&self, project: &str, moved_to: &str) -> Result<Option<u64>, AdminError> {
+        #[derive(Deserialize)]
+        struct Fenced {
+            #[serde(default)]
+            sequence: Option<u64>,
+        }
+        let r: Fenced = self
+            .call_json(
+                self.request(Method::POST, &project_path(project, "/fence")?)
+                    .json(&serde_json::json!({ "movedTo": moved_to }))
+                    .timeout(CALL_TIMEOUT),
+            )
+            .await?;
+        Ok(r.sequence)
     }
 
     /// Lifts the project's fence here (activates an incoming copy, or rolls back a fence).

@@ -293,15 +293,20 @@ async fn copy_and_switch(
         ));
     }
     // the fence, not the pause, is what guarantees the source takes no more writes (a
-    // pause lifts itself at its deadline): ship once more after it
-    src.fence(project, dst.base())
+    // pause lifts itself at its deadline): ship once more after it, unless the source's
+    // last sequence at the fence is already shipped (the usual case, and it spares
+    // reopening the fenced source while writes wait)
+    let fenced_at = src
+        .fence(project, dst.base())
         .await
         .map_err(at("fence source"))?;
-    let a = src
-        .ship_changes_to(dst, project, seq)
-        .await
-        .map_err(at("ship final changes"))?;
-    shipped += a.applied_batches;
+    if fenced_at.is_none_or(|last| last > seq) {
+        let a = src
+            .ship_changes_to(dst, project, seq)
+            .await
+            .map_err(at("ship final changes"))?;
+        shipped += a.applied_batches;
+    }
     dst.unfence(project)
         .await
         .map_err(at("activate destination"))?;
