@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -363,35 +364,47 @@ impl LeaderElector {
     }
 }
 
-/// Runs `work()` each time `leading` turns `true` and drops it the moment it turns
-/// `false` (cancelling whatever it was doing). Work that ends by itself is not restarted
-/// before the next term. Returns when the sender is gone.
-pub async fn while_leading<F, Fut>(mut leading: watch::Receiver<bool>, mut work: F)
-where
-    F: FnMut() -> Fut,
+/// Resolves when a term of leadership ends (or the elector is gone); cloneable, so every
+/// controller of the term can wait on it.
+pub type TermEnd = Shared<BoxFuture<'static, ()>>;
+
+/// Runs `work(term_end)` each time `leading` turns `true`. `term_end` resolves the moment
+/// leadership is lost: the work must stop on it (at once, or after finishing what is in
+/// flight, as a controller with a graceful shutdown does); the next term starts only once
+/// it has returned. Returns, between terms, when `shutdown` resolves or the sender is gone.
+pub async fn while_leading<F, Fut>(
+    mut leading: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+    mut work: F,
+) where
+    F: FnMut(TermEnd) -> Fut,
     Fut: Future<Output = ()>,
 {
+    tokio::pin!(shutdown);
     loop {
-        if leading.wait_for(|l| *l).await.is_err() {
+        // a gone elector can no longer say we lead, whatever its last word was
+        if leading.has_changed().is_err() {
             return;
         }
-        let finished = {
-            let term = work();
-            tokio::pin!(term);
-            tokio::select! {
-                _ = &mut term => true,
-                lost = leading.wait_for(|l| !*l) => {
-                    if lost.is_err() {
-                        return;
-                    }
-                    false
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => return,
+            lead = leading.wait_for(|l| *l) => {
+                if lead.is_err() {
+                    return;
                 }
             }
-            // the work is dropped here, before anything else happens
-        };
-        if finished && leading.wait_for(|l| !*l).await.is_err() {
-            return;
         }
+        let mut watcher = leading.clone();
+        let term_end: TermEnd = async move {
+            // an error means the elector is gone, which ends the term too
+            let _ = watcher.wait_for(|l| !*l).await;
+        }
+        .boxed()
+        .shared();
+        work(term_end.clone()).await;
+        // work that ended on its own is not restarted within the same term
+        term_end.await;
     }
 }
 
@@ -770,39 +783,52 @@ mod tests {
     #[tokio::test]
     async fn work_runs_only_while_leading() {
         let (tx, rx) = watch::channel(false);
-        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<u32>();
-        let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<String>();
         let mut term = 0;
-        let task = tokio::spawn(while_leading(rx, move || {
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        let task = tokio::spawn(while_leading(rx, shutdown, move |term_end| {
             term += 1;
             let n = term;
-            let started_tx = started_tx.clone();
-            let dropped_tx = dropped_tx.clone();
+            let events = events_tx.clone();
             async move {
-                struct Guard(u32, tokio::sync::mpsc::UnboundedSender<u32>);
-                impl Drop for Guard {
-                    fn drop(&mut self) {
-                        let _ = self.1.send(self.0);
-                    }
-                }
-                let _guard = Guard(n, dropped_tx);
-                let _ = started_tx.send(n);
-                std::future::pending::<()>().await;
+                let _ = events.send(format!("start {n}"));
+                term_end.await;
+                // a graceful stop: the next term waits for this
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = events.send(format!("stop {n}"));
             }
         }));
         tokio::task::yield_now().await;
-        assert!(started.try_recv().is_err(), "no work before leading");
+        assert!(events.try_recv().is_err(), "no work before leading");
         tx.send(true).unwrap();
-        assert_eq!(started.recv().await, Some(1));
+        assert_eq!(events.recv().await.unwrap(), "start 1");
         tx.send(false).unwrap();
-        assert_eq!(dropped.recv().await, Some(1), "work stops with leadership");
+        // regained while the first term's work is still stopping
+        tokio::time::sleep(Duration::from_millis(5)).await;
         tx.send(true).unwrap();
-        assert_eq!(started.recv().await, Some(2));
+        assert_eq!(events.recv().await.unwrap(), "stop 1");
+        assert_eq!(events.recv().await.unwrap(), "start 2");
+        tx.send(false).unwrap();
+        assert_eq!(events.recv().await.unwrap(), "stop 2");
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("returns on shutdown between terms")
+            .unwrap();
+
+        // the elector going away ends the term and the loop
+        let (tx, rx) = watch::channel(true);
+        let task = tokio::spawn(while_leading(rx, std::future::pending(), |term_end| {
+            term_end
+        }));
+        tokio::task::yield_now().await;
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
-            .unwrap()
+            .expect("returns when the sender is gone")
             .unwrap();
-        assert_eq!(dropped.recv().await, Some(2));
     }
 }
