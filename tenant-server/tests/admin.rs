@@ -250,11 +250,19 @@ async fn provision_creates_then_reports_existing() {
             "movedTo",
             "name",
             "open",
+            "quotas",
             "records",
+            "sourceSequence",
             "state",
             "statsSource"
         ]
     );
+    // no limits, and not an incoming copy
+    assert_eq!(
+        info["quotas"],
+        json!({"maxCollections": null, "maxRecords": null, "maxBytes": null})
+    );
+    assert_eq!(info["sourceSequence"], Value::Null);
     assert_eq!(info["name"], json!("fresh-project"));
     assert_eq!(info["collections"], json!(0));
     assert_eq!(info["records"], json!(0));

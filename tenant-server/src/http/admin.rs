@@ -245,9 +245,7 @@ impl std::io::Write for ChunkWriter {
     }
 }
 
-fn streamed(
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
-) -> Body {
+fn streamed(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
@@ -263,6 +261,15 @@ fn body_reader(body: Body) -> impl std::io::Read {
         .into_data_stream()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e));
     SyncIoBridge::new(StreamReader::new(stream))
+}
+
+/// Reads what is left of a request body after its content ended (at most 1 MiB; beyond
+/// that the connection is closed instead, see `close_unless_body_read`).
+fn drain(reader: &mut impl std::io::Read) {
+    let _ = std::io::copy(
+        &mut std::io::Read::take(reader, 1 << 20),
+        &mut std::io::sink(),
+    );
 }
 
 /// Streams a consistent snapshot (tar) of the project; `x-quiver-sequence` says up to
@@ -295,8 +302,14 @@ async fn export_snapshot(
     });
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar")),
-            (header::HeaderName::from_static(SEQUENCE_HEADER), sequence_header(sequence)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            ),
+            (
+                header::HeaderName::from_static(SEQUENCE_HEADER),
+                sequence_header(sequence),
+            ),
         ],
         streamed(rx),
     )
@@ -323,9 +336,12 @@ async fn import_snapshot(
         ))
     })?;
     let reg = Arc::clone(&s.registry);
-    let reader = body_reader(body);
+    let mut reader = body_reader(body);
     blocking(move || {
-        reg.import_snapshot(&name, params.source_sequence, reader)?;
+        reg.import_snapshot(&name, params.source_sequence, &mut reader)?;
+        // the tar ends at its first zero block: read the rest (the second one) so that
+        // the connection can carry the next request
+        drain(&mut reader);
         match reg.project_info(&name)? {
             Some(info) => Ok((
                 StatusCode::CREATED,
@@ -401,7 +417,10 @@ async fn changes_since(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-quiver-changes"),
             ),
-            (header::HeaderName::from_static(SEQUENCE_HEADER), sequence_header(latest)),
+            (
+                header::HeaderName::from_static(SEQUENCE_HEADER),
+                sequence_header(latest),
+            ),
         ],
         streamed(rx),
     )
@@ -415,9 +434,10 @@ async fn apply_changes(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let reg = Arc::clone(&s.registry);
-    let reader = body_reader(body);
+    let mut reader = body_reader(body);
     blocking(move || {
-        let applied = reg.apply_changes(&name, reader)?;
+        let applied = reg.apply_changes(&name, &mut reader)?;
+        drain(&mut reader);
         Ok(Json(json!({
             "project": name,
             "appliedBatches": applied.batches,

@@ -72,11 +72,55 @@ pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(axum::middleware::from_fn(close_unless_body_read))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             observe::observe,
         ))
         .layer(cors)
+}
+
+/// Marks the answer `Connection: close` when the request's body was not read to its end:
+/// a request refused before its body was needed (a `401`, an import answered `409` before
+/// its snapshot is read, a `413`). hyper then closes the connection rather than drain
+/// the body, but says nothing; an HTTP/1.1 client would put the connection back in its
+/// pool and see its next request on it fail ("connection closed before message
+/// completed"). Bodies read to the end, the usual case, keep the connection.
+async fn close_unless_body_read(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let headers = req.headers();
+    let has_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    if !has_body {
+        return next.run(req).await;
+    }
+    let read_to_end = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&read_to_end);
+    let (parts, body) = req.into_parts();
+    let tracked = body
+        .into_data_stream()
+        .chain(futures_util::stream::poll_fn(move |_| {
+            // polled only once the body's own stream has ended
+            flag.store(true, Ordering::Release);
+            std::task::Poll::<Option<Result<axum::body::Bytes, axum::Error>>>::Ready(None)
+        }));
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from_stream(tracked));
+    let mut resp = next.run(req).await;
+    if !read_to_end.load(Ordering::Acquire) {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 // `OriginalUri`: under a nested router (the admin API) `Uri` lacks the prefix

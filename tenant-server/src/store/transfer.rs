@@ -223,26 +223,66 @@ impl Registry {
         let stage = self.staging_dir();
         std::fs::create_dir_all(&stage)?;
         let staged = StagedImport(stage.clone());
-        let mut archive = tar::Archive::new(tar);
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry.path()?.into_owned();
+        // Reading entries only reads the request body, so their errors (a bad checksum,
+        // a body cut inside a header) are the caller's: 400, not 500. Unpacking also
+        // writes here: its errors are the caller's only if the body ran out or failed
+        // meanwhile (an entry cut short), else the disk's.
+        let malformed = |e: std::io::Error| {
+            StoreError::InvalidArgument(format!("snapshot is not a complete tar archive: {e}"))
+        };
+        let body_ended = std::cell::Cell::new(false);
+        let input = NotingEnd {
+            inner: tar,
+            ended: &body_ended,
+        };
+        let mut archive = tar::Archive::new(input);
+        for entry in archive.entries().map_err(malformed)? {
+            let mut entry = entry.map_err(malformed)?;
+            let path = entry.path().map_err(malformed)?.into_owned();
             let kind = entry.header().entry_type();
-            if !allowed_entry(&path) || !(kind.is_file() || kind.is_dir()) {
+            // QUOTAS must be a file: a directory of that name would make the project
+            // impossible to open once imported
+            let allowed_kind = if path == Path::new(QUOTAS_FILE) {
+                kind.is_file()
+            } else {
+                kind.is_file() || kind.is_dir()
+            };
+            if !allowed_entry(&path) || !allowed_kind {
                 return Err(StoreError::InvalidArgument(format!(
                     "snapshot entry {} is not part of a project store",
                     path.display()
                 )));
             }
-            entry.unpack_in(&stage)?;
+            entry.unpack_in(&stage).map_err(|e| {
+                if body_ended.get() {
+                    malformed(e)
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        // The entries end at the archive's end marker (a zero block), or where the body
+        // ran out: then it was cut short between two entries, which would import a store
+        // without its last files (QUOTAS comes last: silently without its quotas).
+        if body_ended.get() {
+            return Err(StoreError::InvalidArgument(
+                "snapshot cut short: the tar archive ends without its end-of-archive blocks".into(),
+            ));
         }
         if !stage.join("db").is_dir() {
             return Err(StoreError::InvalidArgument(
                 "snapshot has no db/ directory".into(),
             ));
         }
-        // it must open as a store of ours before it replaces anything
-        drop(self.open_raw_db(&stage)?);
+        // unreadable quotas would keep the imported project from ever opening
+        super::quota::read(&stage).map_err(|e| {
+            StoreError::InvalidArgument(format!("snapshot has unreadable quotas: {e}"))
+        })?;
+        // it must open as a store of ours before it replaces anything; one that does not
+        // is a bad snapshot (400), like any other malformed body
+        drop(self.open_raw_db(&stage).map_err(|e| {
+            StoreError::InvalidArgument(format!("snapshot does not open as a project store: {e}"))
+        })?);
         std::fs::create_dir_all(stage.join("index"))?;
         fence::write(&stage, &Fence::incoming(source_sequence))?;
         self.with_exclusive(name, |root| {
@@ -292,7 +332,11 @@ impl Registry {
     /// Applies a changes stream to the project's incoming copy and records the source
     /// sequence reached. Batches before a cut are kept (replaying them again is harmless)
     /// but the recorded sequence moves only with a complete stream.
-    pub fn apply_changes<R: Read>(self: &Arc<Self>, name: &str, mut input: R) -> StoreResult<Applied> {
+    pub fn apply_changes<R: Read>(
+        self: &Arc<Self>,
+        name: &str,
+        mut input: R,
+    ) -> StoreResult<Applied> {
         super::names::validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         self.with_exclusive(name, |root| {
             let mut fence = match fence::read(root)? {
@@ -325,6 +369,7 @@ impl Registry {
                 }
             };
             db.flush_wal(true)?;
+            prune_index(&db, root);
             drop(db);
             let reached = fence.source_sequence.unwrap_or(0).max(upto);
             fence.source_sequence = Some(reached);
@@ -348,6 +393,66 @@ impl Registry {
             .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options(n)))
             .collect();
         Ok(DB::open_cf_descriptors(&opts, root.join("db"), cfs)?)
+    }
+}
+
+/// Removes the graph dumps under `index/` of collections the store does not hold. The
+/// snapshot carries the dumps of collections that the source deleted after it; replaying
+/// the deletion removes their records, not their files, and nothing else ever would (a
+/// store never loads a collection it does not hold): they would stay for good, counted
+/// in the project's bytes and its quota, and carried by its next snapshots. Leftovers of
+/// interrupted saves (`<id>.tmp`, `<id>.old`) go too: nothing saves graphs of an
+/// incoming copy. Best effort: dumps are caches, and a failure here only leaves files.
+fn prune_index(db: &DB, root: &Path) {
+    let mut held = std::collections::HashSet::new();
+    for item in db.prefix_iterator(keys::COLLECTION_PREFIX) {
+        let Ok((k, _)) = item else {
+            // not knowing every collection, remove nothing
+            return;
+        };
+        if !k.starts_with(keys::COLLECTION_PREFIX) {
+            break;
+        }
+        if let Ok(id) = uuid::Uuid::from_slice(&k[keys::COLLECTION_PREFIX.len()..]) {
+            held.insert(id.to_string());
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(root.join("index")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if held.contains(&name) {
+            continue;
+        }
+        let path = e.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
+            Ok(()) => tracing::debug!(path = %path.display(), "removed a stale graph dump"),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), "cannot remove a stale graph dump: {err}")
+            }
+        }
+    }
+}
+
+/// A reader that notes when its input ran out or failed.
+struct NotingEnd<'a, R> {
+    inner: R,
+    ended: &'a std::cell::Cell<bool>,
+}
+
+impl<R: Read> Read for NotingEnd<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf);
+        if matches!(read, Ok(0) | Err(_)) && !buf.is_empty() {
+            self.ended.set(true);
+        }
+        read
     }
 }
 
@@ -393,7 +498,12 @@ fn stream_changes(
         _ => return Err(unavailable()),
     };
     on_start(latest);
-    while let Some((seq, batch)) = first.take().map(Ok).or_else(|| updates.next()).transpose()? {
+    while let Some((seq, batch)) = first
+        .take()
+        .map(Ok)
+        .or_else(|| updates.next())
+        .transpose()?
+    {
         let count = batch.len() as u64;
         if seq > next {
             // a hole in the log: the stream ends without its end frame, so the receiver
