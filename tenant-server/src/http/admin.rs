@@ -518,12 +518,15 @@ async fn fence(
     let moved_to = parse::opt_string(&body, "movedTo")?;
     let reg = Arc::clone(&s.registry);
     blocking(move || {
-        let fence = reg.fence(&name, moved_to)?;
+        let (fence, sequence) = reg.fence(&name, moved_to)?;
         Ok(Json(json!({
             "project": name,
             "fenced": true,
             "movedTo": fence.moved_to,
             "fencedAt": fence.fenced_at,
+            // the last write's sequence when the project was open: a move that shipped
+            // this far has nothing left to ship
+            "sequence": sequence,
         })))
     })
     .await

@@ -70,7 +70,9 @@ fn paused_project_refuses_every_write_and_serves_reads() {
     p.create_database("other_db").expect("database");
     let coll = p.collection_meta(DEFAULT_DATABASE, "coll").expect("meta");
 
-    let paused = reg.pause("gated", std::time::Duration::from_secs(60)).expect("pause");
+    let paused = reg
+        .pause("gated", std::time::Duration::from_secs(60))
+        .expect("pause");
     assert_eq!(paused.drained_writes, 0);
     assert_eq!(paused.sequence, p.latest_sequence());
     assert!(reg.is_paused("gated"));
@@ -128,7 +130,8 @@ fn pause_outlives_closing_and_reopening() {
     let p = reg.project("gated").expect("project");
     let (coll, _) = p.create_collection(meta("coll"), false).expect("create");
     drop(p);
-    reg.pause("gated", std::time::Duration::from_secs(60)).expect("pause");
+    reg.pause("gated", std::time::Duration::from_secs(60))
+        .expect("pause");
 
     let r = Arc::clone(&reg);
     within("evicting and reopening a paused project", move || {
@@ -142,7 +145,8 @@ fn pause_outlives_closing_and_reopening() {
         drop(p);
         // and pausing a project that is being closed
         r.project("other").expect("other");
-        r.pause("gated", std::time::Duration::from_secs(60)).expect("pause again");
+        r.pause("gated", std::time::Duration::from_secs(60))
+            .expect("pause again");
         assert!(r.resume("gated").expect("resume"));
         let p = r.project("gated").expect("reopen");
         p.write(&coll, WriteMode::Add, recs("x", 1)).expect("add");
@@ -160,7 +164,11 @@ fn fence_closes_refuses_and_survives_a_restart() {
     reg.project("stays").expect("project");
 
     let to = "http://shard-2:7100".to_string();
-    let fence = reg.fence("moved", Some(to.clone())).expect("fence");
+    let (fence, sequence) = reg.fence("moved", Some(to.clone())).expect("fence");
+    assert!(
+        sequence.is_some_and(|s| s > 0),
+        "fencing the open project reports its last sequence: {sequence:?}"
+    );
     assert_eq!(fence.moved_to.as_deref(), Some(to.as_str()));
     assert_eq!(reg.open_count(), 1, "the fenced project is still open");
 
@@ -176,7 +184,11 @@ fn fence_closes_refuses_and_survives_a_restart() {
     is_fenced(reg.existing_project("moved").map(|_| ()), "open existing");
     is_fenced(reg.provision("moved").map(|_| ()), "provision");
     is_fenced(reg.delete_project("moved").map(|_| ()), "delete");
-    is_fenced(reg.pause("moved", std::time::Duration::from_secs(60)).map(|_| ()), "pause");
+    is_fenced(
+        reg.pause("moved", std::time::Duration::from_secs(60))
+            .map(|_| ()),
+        "pause",
+    );
 
     let info = reg.project_info("moved").expect("info").expect("exists");
     assert_eq!(info.state, ProjectState::Fenced);
@@ -214,7 +226,11 @@ fn admin_access_never_creates_projects() {
         );
     };
     not_found(reg.existing_project("ghost").map(|_| ()), "open existing");
-    not_found(reg.pause("ghost", std::time::Duration::from_secs(60)).map(|_| ()), "pause");
+    not_found(
+        reg.pause("ghost", std::time::Duration::from_secs(60))
+            .map(|_| ()),
+        "pause",
+    );
     not_found(reg.resume("ghost").map(|_| ()), "resume");
     not_found(reg.fence("ghost", None).map(|_| ()), "fence");
     not_found(reg.unfence("ghost").map(|_| ()), "unfence");
@@ -238,7 +254,8 @@ fn purge_deletes_paused_and_fenced_projects_and_forgets_the_pause() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = registry(dir.path(), 16);
     reg.project("paused-one").expect("project");
-    reg.pause("paused-one", std::time::Duration::from_secs(60)).expect("pause");
+    reg.pause("paused-one", std::time::Duration::from_secs(60))
+        .expect("pause");
     assert!(reg.purge_project("paused-one").expect("purge"));
     assert!(!reg.is_paused("paused-one"));
     reg.project("fenced-one").expect("project");

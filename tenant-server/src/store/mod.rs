@@ -13,10 +13,10 @@ pub mod indexer;
 pub mod keys;
 pub mod names;
 pub mod project;
-pub mod quota;
 pub mod query;
-pub mod transfer;
+pub mod quota;
 pub mod registry;
+pub mod transfer;
 pub mod types;
 pub mod write;
 

@@ -549,7 +549,8 @@ impl Project {
     /// Loads every collection (vectors and graph), so that the first requests after a
     /// move do not each wait for it.
     pub fn load_all_collections(&self) -> StoreResult<usize> {
-        let metas: Vec<CollectionMeta> = self.catalog.read().collections.values().cloned().collect();
+        let metas: Vec<CollectionMeta> =
+            self.catalog.read().collections.values().cloned().collect();
         for meta in &metas {
             self.collection(meta)?;
         }

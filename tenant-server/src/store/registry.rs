@@ -24,8 +24,8 @@ use super::fence::{self, Fence};
 use super::gate::WriteGates;
 use super::indexer::Indexer;
 use super::names::validate_name;
-use super::quota::{self, Quotas};
 use super::project::{dir_size, Project, ProjectStats};
+use super::quota::{self, Quotas};
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -322,15 +322,18 @@ impl Registry {
         name: &str,
         f: impl FnOnce(&Path) -> StoreResult<R>,
     ) -> StoreResult<R> {
-        self.with_exclusive_saving(name, true, f)
+        self.with_exclusive_saving(name, true, |root, _| f(root))
     }
 
+    /// As [`Registry::with_exclusive`]; `f` also gets the last sequence number of the
+    /// project if this call closed it.
     fn with_exclusive_saving<R>(
         &self,
         name: &str,
         save_graphs: bool,
-        f: impl FnOnce(&Path) -> StoreResult<R>,
+        f: impl FnOnce(&Path, Option<u64>) -> StoreResult<R>,
     ) -> StoreResult<R> {
+        let mut closed_at = None;
         let mut st = self.state.lock();
         loop {
             while st.busy.contains(name) {
@@ -340,7 +343,7 @@ impl Registry {
                 Some(p) => {
                     st.busy.insert(name.to_string());
                     drop(st);
-                    self.finish_close_with(p, save_graphs);
+                    closed_at = Some(self.finish_close_with(p, save_graphs));
                     st = self.state.lock();
                 }
                 None => break,
@@ -348,7 +351,7 @@ impl Registry {
         }
         st.busy.insert(name.to_string());
         drop(st);
-        let out = f(&self.project_root(name));
+        let out = f(&self.project_root(name), closed_at);
         let mut st = self.state.lock();
         st.busy.remove(name);
         self.closed.notify_all();
@@ -518,7 +521,8 @@ impl Registry {
         self.finish_close_with(p, true);
     }
 
-    fn finish_close_with(&self, p: Arc<Project>, save_graphs: bool) {
+    /// Closes `p` once its requests are done; returns its last sequence number.
+    fn finish_close_with(&self, p: Arc<Project>, save_graphs: bool) -> u64 {
         let name = p.name.clone();
         let _span = tracing::info_span!("project.close", quiver.project = %name).entered();
         counters::add(&counters::PROJECT_CLOSES, 1);
@@ -526,6 +530,7 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(2));
         }
         p.flush_for_close_with(save_graphs);
+        let sequence = p.latest_sequence();
         drop(p);
         let mut st = self.state.lock();
         st.busy.remove(&name);
@@ -536,6 +541,7 @@ impl Registry {
             release_free_memory();
         }
         tracing::debug!(project = %name, "project closed");
+        sequence
     }
 
     /// Closes projects idle longer than the configured time; called periodically.
@@ -794,17 +800,14 @@ impl Registry {
         if !root.is_dir() {
             return Err(StoreError::ProjectNotFound(name.to_string()));
         }
-        let paused = self
-            .gates
-            .pause(name, hold, PAUSE_DRAIN)
-            .map_err(|t| {
-                StoreError::PauseTimeout(format!(
-                    "{} writes to project [{name}] still in progress after {} s; the pause \
+        let paused = self.gates.pause(name, hold, PAUSE_DRAIN).map_err(|t| {
+            StoreError::PauseTimeout(format!(
+                "{} writes to project [{name}] still in progress after {} s; the pause \
                      was undone",
-                    t.writes_in_progress,
-                    PAUSE_DRAIN.as_secs()
-                ))
-            })?;
+                t.writes_in_progress,
+                PAUSE_DRAIN.as_secs()
+            ))
+        })?;
         match self.existing_project(name) {
             Ok(p) => Ok(PauseOutcome {
                 sequence: p.latest_sequence(),
@@ -836,18 +839,25 @@ impl Registry {
     /// Marks the project as moved away (durably), then closes it once the requests in
     /// progress are done. From then on every request to it is refused, and it is never
     /// re-created by a first access. Fencing a fenced project updates its destination.
-    pub fn fence(self: &Arc<Self>, name: &str, moved_to: Option<String>) -> StoreResult<Fence> {
+    ///
+    /// Also returns the project's last sequence number when it was open (a move that
+    /// already shipped that far has nothing left to ship).
+    pub fn fence(
+        self: &Arc<Self>,
+        name: &str,
+        moved_to: Option<String>,
+    ) -> StoreResult<(Fence, Option<u64>)> {
         validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         let fence = Fence::new(moved_to)?;
         // closed first (its requests in progress finish), then fenced while nobody can
         // open it: no request is served after the fence is on disk. Its graphs are not
         // saved: the copy serves no more, and a move waits on this close.
-        self.with_exclusive_saving(name, false, |root| {
+        self.with_exclusive_saving(name, false, |root, closed_at| {
             if !root.is_dir() {
                 return Err(StoreError::ProjectNotFound(name.to_string()));
             }
             fence::write(root, &fence)?;
-            Ok(fence)
+            Ok((fence, closed_at))
         })
     }
 
