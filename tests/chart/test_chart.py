@@ -547,6 +547,7 @@ BAD_VALUES = [
     {"unknownTopLevel": True},
     {"tenant": {"config": {"maxOpenProject": 10}}},
     {"tenant": {"extraEnv": [{"value": "no name"}]}},
+    {"placement": {"create": "no"}},
 ]
 
 
@@ -612,3 +613,14 @@ def test_notes_tell_the_next_steps(rendered: Rendered):
     import textwrap
     import test_examples
     test_examples.assert_valid_project(_chart.load_all(textwrap.dedent(block))[0])
+
+
+def test_placement_configmap_can_be_left_to_the_operator():
+    r = render({"placement": {"create": False}})
+    assert r.of_kind("ConfigMap") == []
+    # the router still watches it and the operator still may create it
+    _, c = r.container_running("quiver-router")
+    args = split_args(c["args"], _chart.cli("quiver-router").flags)
+    assert single(args, "--placement-configmap") == single(_operator_args(r), "--placement-configmap")
+    role = [x for x in r.of_kind("Role") if "operator" in x["metadata"]["name"]][0]
+    assert {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]} in role["rules"]
