@@ -606,6 +606,7 @@ def test_notes_tell_the_next_steps(rendered: Rendered):
     assert f"kubectl -n {rendered.namespace} port-forward service/{name} 7100:{port}" in notes
     assert "kind: Project" in notes and "apiVersion: quiver.dev/v1alpha1" in notes
     assert f"kubectl -n {rendered.namespace} get projects" in notes
+    assert f"Inside the cluster the router is http://{name}.{rendered.namespace}.svc:{port}." in notes
     assert "curl -X POST http://localhost:7100/api/v1/my-project/collections" in notes
     assert 'chromadb.HttpClient(host="localhost", port=7100, tenant="my-project")' in notes
     # the Project in the notes is a valid Project
