@@ -156,20 +156,21 @@ def drop_test_items(code: str) -> str:
 class Source:
     path: Path
     code: str  # without comments, string contents and test items
+    root: Path = REPO
 
     def line(self, offset: int) -> int:
         return self.code.count("\n", 0, offset) + 1
 
     def where(self, offset: int) -> str:
-        return f"{self.path.relative_to(REPO)}:{self.line(offset)}"
+        return f"{self.path.relative_to(self.root)}:{self.line(offset)}"
 
 
-def crate_sources(crate: str) -> list[Source]:
+def crate_sources(crate: str, root: Path = REPO) -> list[Source]:
     sources = []
-    for path in sorted((REPO / crate / "src").rglob("*.rs")):
+    for path in sorted((root / crate / "src").rglob("*.rs")):
         if path.name == "tests.rs" or path.name.endswith("_tests.rs"):
             continue  # test modules in their own files (`#[cfg(test)] mod tests;`)
-        sources.append(Source(path, drop_test_items(strip_rust(path.read_text()))))
+        sources.append(Source(path, drop_test_items(strip_rust(path.read_text())), root))
     return sources
 
 
@@ -216,7 +217,7 @@ def _receiver(code: str, dot: int) -> str:
     return raw[-1] if raw else ""
 
 
-def required_permissions(crate: str) -> tuple[set[Triple], list[str]]:
+def required_permissions(crate: str, root: Path = REPO) -> tuple[set[Triple], list[str]]:
     """What the crate's code needs, and where each need comes from."""
     needs: set[Triple] = set()
     evidence: list[str] = []
@@ -227,7 +228,7 @@ def required_permissions(crate: str) -> tuple[set[Triple], list[str]]:
         needs.add(triple)
         evidence.append(f"{where}: {why} -> {triple}")
 
-    for src in crate_sources(crate):
+    for src in crate_sources(crate, root):
         code = src.code
         # method calls on an Api
         for m in re.finditer(r"\.\s*([a-z_]+)\s*(?:::\s*<[^>]*>\s*)?\(", code):
@@ -417,3 +418,26 @@ def test_strip_rust_keeps_code_and_drops_the_rest():
     assert code.count("\n") == 3
     dropped = drop_test_items("fn a() {}\n#[cfg(test)]\nmod tests {\n fn b() { c() }\n}\nfn d() {}")
     assert "fn a" in dropped and "fn d" in dropped and "fn b" not in dropped
+
+
+def test_the_scan_sees_a_new_call(tmp_path):
+    """A call added anywhere in the code changes what the chart must grant."""
+    src = tmp_path / "op" / "src"
+    src.mkdir(parents=True)
+    (src / "secrets.rs").write_text(
+        "use k8s_openapi::api::core::v1::Secret;\n"
+        "struct S { api: Api<Secret> }\n"
+        "impl S {\n"
+        "    async fn go(&self, name: &str) {\n"
+        "        // self.api.create(&PostParams::default(), &x) in a comment is no call\n"
+        "        self\n            .api\n            .delete(name, &DeleteParams::default())\n            .await;\n"
+        "        let n = self.api.list(&lp).await;\n"
+        "    }\n"
+        "}\n"
+        "#[cfg(test)]\nmod tests {\n    fn t(api: Api<Secret>) { api.create(&PostParams::default(), &s); }\n}\n"
+    )
+    needs, evidence = required_permissions("op", tmp_path)
+    assert needs == {("", "secrets", "delete"), ("", "secrets", "list")}, evidence
+    (src / "mixed.rs").write_text("fn f(a: Api<Pod>, b: Api<Secret>) { a.get_opt(\"x\"); }\n")
+    with pytest.raises(pytest.fail.Exception, match="of which kind"):
+        required_permissions("op", tmp_path)
