@@ -33,7 +33,8 @@ pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
     let source_url = ctx.url.clone();
     let mut dest = SpawnedServer::start(&server_bin, &ctx.args.server_args)?;
     let dest_client = QuiverClient::with_timeout(dest.url(), Duration::from_secs(30))?;
-    dest.wait_ready(&dest_client, Duration::from_secs(30)).await?;
+    dest.wait_ready(&dest_client, Duration::from_secs(30))
+        .await?;
 
     // the project's hash home among 2 shards is the source, the other ordinal the
     // destination
@@ -156,7 +157,10 @@ pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
         .unwrap_or(0);
 
     println!();
-    println!("move of {} records ({}-d) while writing through the router", ctx.args.n, ctx.args.dim);
+    println!(
+        "move of {} records ({}-d) while writing through the router",
+        ctx.args.n, ctx.args.dim
+    );
     println!(
         "  move time (start to placement switch)   {:>10.3} s",
         report.duration.as_secs_f64()

@@ -469,7 +469,7 @@ impl Traffic {
                     i += 1;
                     let p = &projects[rng.random_range(0..projects.len())];
                     let started = Instant::now();
-                    let r = if i % 2 == 0 {
+                    let r = if i.is_multiple_of(2) {
                         http.post(
                             &coll_path(p, "/query"),
                             &json!({"query_embeddings": [embedding(&mut rng)], "n_results": 3}),

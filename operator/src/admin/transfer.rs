@@ -106,7 +106,10 @@ impl AdminClient {
         let body = reqwest::Body::wrap_stream(changes.bytes_stream());
         dest.call_json(
             dest.request(Method::POST, &project_path(project, "/changes")?)
-                .header(reqwest::header::CONTENT_TYPE, "application/x-quiver-changes")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-quiver-changes",
+                )
                 .body(body)
                 .timeout(TRANSFER_TIMEOUT),
         )

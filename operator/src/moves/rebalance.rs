@@ -213,7 +213,9 @@ pub async fn trim_shards(
     }
     update(store, |t: &mut PlacementTable| {
         let busy = t.overrides.values().any(|&o| o >= target)
-            || t.moving.values().any(|m| m.from >= target || m.to >= target);
+            || t.moving
+                .values()
+                .any(|m| m.from >= target || m.to >= target);
         if busy || t.shard_count > target || t.shards.len() <= target as usize {
             return Ok::<bool, MoveError>(false);
         }
@@ -231,7 +233,9 @@ mod tests {
     fn table(count: u32, urls: usize) -> PlacementTable {
         let mut t = PlacementTable::from_urls(
             1,
-            (0..urls).map(|i| format!("http://shard-{i}:8000")).collect(),
+            (0..urls)
+                .map(|i| format!("http://shard-{i}:8000"))
+                .collect(),
         )
         .expect("table");
         t.shard_count = count;
@@ -259,7 +263,10 @@ mod tests {
             .filter(|(p, &at)| home_ordinal(p, 3) != at)
             .count();
         assert_eq!(t.overrides.len(), changed);
-        assert!(!pin_in_place(&mut t, &serving), "pinning twice changes nothing");
+        assert!(
+            !pin_in_place(&mut t, &serving),
+            "pinning twice changes nothing"
+        );
     }
 
     #[test]
@@ -268,7 +275,8 @@ mod tests {
         let p = "alpha";
         let home = home_ordinal(p, 3);
         t.overrides.insert(p.into(), home);
-        t.overrides.insert("beta".into(), (home_ordinal("beta", 3) + 1) % 3);
+        t.overrides
+            .insert("beta".into(), (home_ordinal("beta", 3) + 1) % 3);
         assert!(drop_redundant_overrides(&mut t));
         assert!(!t.overrides.contains_key(p));
         assert!(t.overrides.contains_key("beta"));

@@ -145,7 +145,9 @@ pub async fn recover(
             report.finished = finished;
             report.in_grace = waiting;
         }
-        Err(e) => report.stuck.push(("(switched moves)".into(), e.to_string())),
+        Err(e) => report
+            .stuck
+            .push(("(switched moves)".into(), e.to_string())),
     }
     Ok(report)
 }
