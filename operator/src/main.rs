@@ -214,6 +214,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     // while leading: both controllers; a lost lease ends the term (the shard controller
     // stops at once, the reconciler lets the reconciles in flight finish)
+    let unmanaged_interval = config.scale_interval();
     let work = tokio::spawn(leader::while_leading(
         leading,
         signalled(),
@@ -221,11 +222,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             let controller = Arc::clone(&controller);
             let ctx = Arc::clone(&reconcile_ctx);
             let projects = projects.clone();
+            let namespace = namespace.clone();
             async move {
                 tracing::info!("leading: shard controller and Project reconciler start");
                 tokio::join!(
                     controller.run(term_end.clone()),
-                    reconcile::run(ctx, projects, term_end),
+                    reconcile::run(Arc::clone(&ctx), projects, term_end.clone()),
+                    report_unmanaged_periodically(ctx, namespace, unmanaged_interval, term_end),
                 );
                 tracing::info!("shard controller and Project reconciler stopped");
             }
@@ -252,6 +255,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reports (and with `--adopt-unmanaged` adopts) the projects on the shards that have no
+/// `Project` resource, every `interval` until the term ends.
+async fn report_unmanaged_periodically(
+    ctx: Arc<reconcile::Context>,
+    namespace: String,
+    interval: std::time::Duration,
+    term_end: leader::TermEnd,
+) {
+    let work = async {
+        loop {
+            match reconcile::report_unmanaged(&ctx, &namespace).await {
+                Ok(unmanaged) if !unmanaged.is_empty() => tracing::info!(
+                    count = unmanaged.len(),
+                    "projects on the shards without a Project resource"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot list unmanaged projects: {e}"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = term_end => {}
+    }
 }
 
 /// The shard controller's [`Rebalancer`] over the moves module.

@@ -58,6 +58,10 @@ pub enum MovePhase {
     Copying,
     /// Writes are paused at the source; the changes since the snapshot are being shipped.
     CatchingUp,
+    /// The source is fenced and the destination's copy is being activated: from here a
+    /// roll back removes the destination's copy even if it already serves (nothing routes
+    /// to it before the switch).
+    Activating,
     /// Placement points at the destination; the source copy is fenced and awaits removal.
     Switched,
 }

@@ -207,6 +207,12 @@ struct Changes {
 
 fn decode_changes(mut b: &[u8]) -> Changes {
     let mut batches = Vec::new();
+    // the source frame first: kind 2 and the source incarnation's 16-byte id
+    assert!(
+        b.len() >= 17 && b[0] == 2,
+        "changes stream without its source frame"
+    );
+    b = &b[17..];
     loop {
         assert!(!b.is_empty(), "changes stream without its end frame");
         let kind = b[0];
@@ -1289,7 +1295,8 @@ async fn changes_go_only_to_incoming_copies_and_cut_streams_change_nothing() {
     assert_eq!(decoded.end, seq);
 
     // cut streams: 400, and the recorded sequence does not move
-    let first_frame = 13 + decoded.batches[0].1;
+    // after the source frame (17 bytes), the first batch frame
+    let first_frame = 17 + 13 + decoded.batches[0].1;
     let cuts: Vec<(&str, Vec<u8>)> = vec![
         ("without its end frame", stream[..stream.len() - 9].to_vec()),
         ("inside the end frame", stream[..stream.len() - 4].to_vec()),
@@ -1304,6 +1311,17 @@ async fn changes_go_only_to_incoming_copies_and_cut_streams_change_nothing() {
         assert!(msg.contains("cut short"), "{what}: {msg}");
         assert_eq!(b.source_sequence(p).await, s0, "{what}");
     }
+    // batches of another incarnation of the project (deleted and created again): 410,
+    // nothing applied
+    let mut foreign = stream.clone();
+    foreign[1] ^= 0xff;
+    let msg = b.apply(p, foreign).await.err(410, "ChangesUnavailable");
+    assert!(msg.contains("incarnation"), "{msg}");
+    assert_eq!(b.source_sequence(p).await, s0);
+    let mut no_source = stream[17..].to_vec();
+    b.apply(p, std::mem::take(&mut no_source))
+        .await
+        .err(400, "InvalidArgumentError");
     let mut bad_kind = stream.clone();
     bad_kind[first_frame] = 7;
     b.apply(p, bad_kind).await.err(400, "InvalidArgumentError");

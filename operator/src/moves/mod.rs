@@ -28,7 +28,7 @@ use crate::placement_store::PlacementStoreError;
 
 pub use project::{move_project, MoveReport};
 pub use rebalance::{locate, rebalance, trim_shards, Locations, RebalanceReport};
-pub use recovery::{finish_switched, recover, roll_back, RecoveryReport};
+pub use recovery::{finish_switched, recover, roll_back, RecoveryReport, RollBack};
 
 #[derive(Debug, Clone)]
 pub struct MoveConfig {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use quiver_placement::{home_ordinal, Move, MovePhase, PlacementTable};
 use tracing::Instrument;
 
-use super::recovery::roll_back;
+use super::recovery::{roll_back, RollBack};
 use super::{MoveContext, MoveError};
 use crate::admin::AdminClient;
 use crate::placement_store::{update, PlacementStore};
@@ -194,12 +194,27 @@ async fn run(
         }
         Err((step, cause)) => {
             let cause = cause.to_string();
-            match roll_back(ctx, store, project).await {
-                Ok(()) => Err(MoveError::RolledBack {
+            match roll_back_retrying(ctx, store, project).await {
+                Ok(RollBack::Done) => Err(MoveError::RolledBack {
                     project: project.to_string(),
                     step,
                     cause,
                 }),
+                // the switch was published although its answer was lost: the move is done
+                Ok(RollBack::AlreadySwitched) => {
+                    tracing::warn!(project, step, "the switch took effect despite: {cause}");
+                    let _ = src.resume(project).await;
+                    ctx.note_switched(project);
+                    let now = Instant::now();
+                    Ok(MoveReport {
+                        project: project.to_string(),
+                        from,
+                        to,
+                        duration: now - started,
+                        write_pause: Duration::ZERO,
+                        batches_shipped: 0,
+                    })
+                }
                 Err(e) => Err(MoveError::Conflict {
                     project: project.to_string(),
                     reason: format!(
@@ -207,6 +222,29 @@ async fn run(
                          is retried by recovery"
                     ),
                 }),
+            }
+        }
+    }
+}
+
+/// Rolls back, retrying a few times: until it succeeds the source may stay fenced while
+/// the table routes to it, so waiting for the next pass would leave the project down.
+async fn roll_back_retrying(
+    ctx: &MoveContext,
+    store: &dyn PlacementStore,
+    project: &str,
+) -> Result<RollBack, MoveError> {
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match roll_back(ctx, store, project).await {
+            Ok(done) => return Ok(done),
+            Err(e) if attempt >= 4 => return Err(e),
+            Err(e) => {
+                tracing::warn!(project, attempt, "roll back failed, retrying: {e}");
+                tokio::time::sleep(delay).await;
+                delay *= 3;
+                attempt += 1;
             }
         }
     }
@@ -307,6 +345,9 @@ async fn copy_and_switch(
             .map_err(at("ship final changes"))?;
         shipped += a.applied_batches;
     }
+    record_phase(store, project, from, to, MovePhase::Activating)
+        .await
+        .map_err(|e| ("record activating", e))?;
     dst.unfence(project)
         .await
         .map_err(at("activate destination"))?;

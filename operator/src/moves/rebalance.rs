@@ -75,6 +75,37 @@ fn pin_in_place(table: &mut PlacementTable, serving: &BTreeMap<String, u32>) -> 
     changed
 }
 
+/// Pins, in `next` (the table with its new shard count), every project the shards did
+/// not report as serving in one place (moves in progress or in their grace period,
+/// projects found on two shards) to where `old` routes it, when `next` would route it
+/// elsewhere: a changed count must move no traffic by itself.
+fn pin_routes(next: &mut PlacementTable, old: &PlacementTable, names: &BTreeSet<String>) -> bool {
+    let mut changed = false;
+    for project in names {
+        let was = old.ordinal_of(project);
+        if next.ordinal_of(project) != was {
+            next.overrides.insert(project.clone(), was);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Drops overrides of projects that exist nowhere any more (deleted by their client
+/// before they were moved): they would keep a drained ordinal from ever emptying.
+fn drop_vanished_overrides(table: &mut PlacementTable, located: &Locations) -> bool {
+    let parked: BTreeSet<&String> = located.parked.values().flatten().collect();
+    let before = table.overrides.len();
+    let moving = &table.moving;
+    table.overrides.retain(|p, _| {
+        moving.contains_key(p)
+            || located.serving.contains_key(p)
+            || located.duplicated.contains_key(p)
+            || parked.contains(p)
+    });
+    table.overrides.len() != before
+}
+
 /// Drops overrides that say what the hash says anyway.
 fn drop_redundant_overrides(table: &mut PlacementTable) -> bool {
     let count = table.shard_count;
@@ -129,13 +160,26 @@ async fn rebalance_in_span(
     }
     let located = locate(ctx, &table).await?;
     // publish the new count with every project that would change home pinned in place
+    for (project, shards) in &located.duplicated {
+        tracing::warn!(
+            project,
+            ?shards,
+            "project serves on more than one shard; not moved until resolved by hand"
+        );
+    }
     let table = update(store, |t: &mut PlacementTable| {
-        let mut changed = false;
+        let mut changed = drop_vanished_overrides(t, &located);
         if t.shard_count != target {
-            // pin under the old count first, then switch the count
             let mut next = t.clone();
             next.shard_count = target;
             pin_in_place(&mut next, &located.serving);
+            let others: BTreeSet<String> = t
+                .moving
+                .keys()
+                .chain(located.duplicated.keys())
+                .cloned()
+                .collect();
+            pin_routes(&mut next, t, &others);
             *t = next;
             changed = true;
         }
@@ -267,6 +311,33 @@ mod tests {
             !pin_in_place(&mut t, &serving),
             "pinning twice changes nothing"
         );
+    }
+
+    #[test]
+    fn moving_and_duplicated_projects_keep_their_route_when_the_count_changes() {
+        let old = table(2, 3);
+        let names: BTreeSet<String> = (0..300).map(|i| format!("moving-{i}")).collect();
+        let mut next = old.clone();
+        next.shard_count = 3;
+        pin_routes(&mut next, &old, &names);
+        for p in &names {
+            assert_eq!(next.ordinal_of(p), old.ordinal_of(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn overrides_of_projects_found_nowhere_are_dropped() {
+        let mut t = table(2, 3);
+        t.overrides.insert("gone".into(), 2);
+        t.overrides.insert("here".into(), 2);
+        t.overrides.insert("parked".into(), 2);
+        let mut located = Locations::default();
+        located.serving.insert("here".into(), 2);
+        located.parked.insert(2, vec!["parked".into()]);
+        assert!(drop_vanished_overrides(&mut t, &located));
+        assert!(!t.overrides.contains_key("gone"));
+        assert!(t.overrides.contains_key("here"));
+        assert!(t.overrides.contains_key("parked"));
     }
 
     #[test]

@@ -19,39 +19,68 @@ pub struct RecoveryReport {
     pub stuck: Vec<(String, String)>,
 }
 
+/// What a roll back found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollBack {
+    /// Undone (or nothing was recorded).
+    Done,
+    /// The move was already switched: nothing to undo, the destination is the home.
+    AlreadySwitched,
+}
+
 /// Undoes the recorded move of `project` unless it is already switched (then there is
 /// nothing to undo: the table routes to the destination, which is the project's home
-/// now). The destination's copy is removed (it never served: the table never routed
-/// there), then the source is unfenced and resumed, then the entry is dropped. If the
-/// destination cannot be reached the source still serves again, and the entry stays for
-/// a later attempt, so that the copy left there is not forgotten.
+/// now). The source is resumed and unfenced (and checked: a fence that arrived late is
+/// lifted again), then the destination's copy is removed, but only one this move made:
+/// an `incoming` copy, or any copy once the move reached `activating` (nothing routed
+/// to it before the switch). A copy the destination served on its own is never touched.
+/// If the destination cannot be reached the source still serves again, and the entry
+/// stays for a later attempt, so that the copy left there is not forgotten.
 pub async fn roll_back(
     ctx: &MoveContext,
     store: &dyn PlacementStore,
     project: &str,
-) -> Result<(), MoveError> {
+) -> Result<RollBack, MoveError> {
     let table = store.load().await?.table;
     let Some(mv) = table.moving.get(project).cloned() else {
-        return Ok(());
+        return Ok(RollBack::Done);
     };
     if mv.phase == MovePhase::Switched {
-        return Ok(());
+        return Ok(RollBack::AlreadySwitched);
     }
     let src = ctx.shard(&table, mv.from)?;
     // the source first: whatever happens to the destination, the project serves again
     let src_result = async {
+        src.resume(project).await?;
         src.unfence(project).await?;
-        src.resume(project).await
+        // a fence call of the move still in flight could land after the unfence
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        match src.project_info(project).await? {
+            Some(info) if info.state == "fenced" => src.unfence(project).await.map(drop),
+            _ => Ok(()),
+        }
     }
     .await
     // a project a client deleted meanwhile has nothing left to serve
     .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) });
-    let dst_result = match ctx.shard(&table, mv.to) {
-        Ok(dst) => dst.delete_project(project).await.map(drop),
-        Err(e) => {
-            return Err(e);
+    let dst = ctx.shard(&table, mv.to)?;
+    let dst_result = async {
+        let ours = match dst.project_info(project).await? {
+            None => return Ok(()),
+            Some(info) => info.state == "incoming" || mv.phase == MovePhase::Activating,
+        };
+        if ours {
+            dst.delete_project(project).await.map(drop)
+        } else {
+            tracing::warn!(
+                project,
+                shard = mv.to,
+                "the destination holds its own copy of the project; left in place"
+            );
+            Ok(())
         }
-    };
+    }
+    .await;
     src_result.map_err(MoveError::admin("roll back: serve from the source again"))?;
     dst_result.map_err(MoveError::admin("roll back: remove the destination's copy"))?;
     update(store, |t: &mut PlacementTable| {
@@ -65,11 +94,13 @@ pub async fn roll_back(
     })
     .await?;
     tracing::info!(project, from = mv.from, to = mv.to, "move rolled back");
-    Ok(())
+    Ok(RollBack::Done)
 }
 
 /// Removes the old copies of switched moves whose grace period is over (all of them when
 /// `now` is set), and drops their entries. Returns the projects finished.
+/// An entry that cannot be finished now (its old shard unreachable, say) is reported in
+/// the waiting list and logged; the others are finished regardless.
 pub async fn finish_switched(
     ctx: &MoveContext,
     store: &dyn PlacementStore,
@@ -87,15 +118,35 @@ pub async fn finish_switched(
             waiting.push(project.clone());
             continue;
         }
-        let src = ctx.shard(&table, mv.from)?;
+        match finish_one(ctx, store, &table, project, mv.from, mv.to).await {
+            Ok(()) => finished.push(project.clone()),
+            Err(e) => {
+                tracing::warn!(project, "cannot finish the move yet: {e}");
+                waiting.push(project.clone());
+            }
+        }
+    }
+    Ok((finished, waiting))
+}
+
+async fn finish_one(
+    ctx: &MoveContext,
+    store: &dyn PlacementStore,
+    table: &PlacementTable,
+    project: &str,
+    from: u32,
+    to: u32,
+) -> Result<(), MoveError> {
+    {
+        let src = ctx.shard(table, from)?;
         // only a fenced copy is removed: a copy that serves is never the old one
         match src.project_info(project).await {
             Ok(Some(info)) if info.state != "fenced" => {
                 return Err(MoveError::Conflict {
-                    project: project.clone(),
+                    project: project.to_string(),
                     reason: format!(
-                        "the old copy on shard {} is {}, not fenced; left in place",
-                        mv.from, info.state
+                        "the old copy on shard {from} is {}, not fenced; left in place",
+                        info.state
                     ),
                 })
             }
@@ -105,7 +156,6 @@ pub async fn finish_switched(
         src.delete_project(project)
             .await
             .map_err(MoveError::admin("finish: remove the old copy"))?;
-        let (from, to) = (mv.from, mv.to);
         update(store, |t: &mut PlacementTable| {
             Ok::<bool, MoveError>(match t.moving.get(project) {
                 Some(m) if m.phase == MovePhase::Switched && m.from == from && m.to == to => {
@@ -117,9 +167,8 @@ pub async fn finish_switched(
         })
         .await?;
         ctx.forget_switched(project);
-        finished.push(project.clone());
     }
-    Ok((finished, waiting))
+    Ok(())
 }
 
 /// Ends what interrupted moves left in the table: rolls back those not switched, and
@@ -136,7 +185,7 @@ pub async fn recover(
             continue;
         }
         match roll_back(ctx, store, project).await {
-            Ok(()) => report.rolled_back.push(project.clone()),
+            Ok(_) => report.rolled_back.push(project.clone()),
             Err(e) => report.stuck.push((project.clone(), e.to_string())),
         }
     }

@@ -170,10 +170,7 @@ async fn provision(
     };
     let reg = Arc::clone(&s.registry);
     blocking(move || {
-        let (_, created) = reg.provision(&name)?;
-        if let Some(q) = quotas {
-            reg.set_quotas(&name, q)?;
-        }
+        let (_, created) = reg.provision_with_quotas(&name, quotas)?;
         let info = reg
             .project_info(&name)?
             .ok_or_else(|| project_not_found(&name))?;

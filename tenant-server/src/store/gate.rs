@@ -114,6 +114,9 @@ impl WriteGates {
                 return Err(DrainTimeout { writes_in_progress });
             }
         }
+        // the hold runs from when the pause took hold: a hold shorter than the drain must
+        // not have lapsed by the time the caller is told the project is paused
+        gates.entry(project.to_string()).or_default().paused_until = Some(Instant::now() + hold);
         Ok(outcome)
     }
 

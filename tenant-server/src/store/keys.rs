@@ -25,6 +25,10 @@ pub const COLUMN_FAMILIES: [&str; 4] = [CF_RECORDS, CF_VECTORS, CF_IDS, CF_MINDE
 
 pub const FORMAT_KEY: &[u8] = b"format";
 pub const FORMAT_VERSION: &[u8] = b"1";
+/// A random id written once when a project's store is created: a project deleted and
+/// created again under the same name is another incarnation, whose sequence numbers
+/// must never be replayed onto a copy of the first.
+pub const INCARNATION_KEY: &[u8] = b"incarnation";
 
 pub fn database_key(name: &str) -> Vec<u8> {
     [b"db/".as_slice(), name.as_bytes()].concat()

@@ -134,6 +134,10 @@ impl Project {
         if self.db.get(keys::FORMAT_KEY)?.is_none() {
             self.db.put(keys::FORMAT_KEY, keys::FORMAT_VERSION)?;
         }
+        if self.db.get(keys::INCARNATION_KEY)?.is_none() {
+            self.db
+                .put(keys::INCARNATION_KEY, Uuid::new_v4().as_bytes())?;
+        }
         let mut cat = Catalog::default();
         for item in self.db.prefix_iterator(keys::DATABASE_PREFIX) {
             let (k, v) = item?;
@@ -527,7 +531,9 @@ impl Project {
     /// Copies the graph dumps into `dest`, each saved first if it lags behind, and each
     /// under its collection's index lock so that no dump is copied half written.
     pub(super) fn copy_index_to(&self, dest: &Path) -> StoreResult<()> {
-        let loaded: Vec<Arc<Collection>> = self.loaded.lock().values().cloned().collect();
+        let mut loaded: Vec<Arc<Collection>> = self.loaded.lock().values().cloned().collect();
+        // one order for every taker of several index locks
+        loaded.sort_by_key(|c| c.id);
         let _locks: Vec<_> = loaded
             .iter()
             .map(|c| {
@@ -585,6 +591,9 @@ impl Project {
         for c in &loaded {
             if save_graphs {
                 indexer::save_if_dirty(c);
+            } else {
+                // wait out indexing in progress, so it cannot write a dump after the close
+                drop(c.index_work.lock());
             }
             c.dropped.store(true, Ordering::SeqCst);
         }

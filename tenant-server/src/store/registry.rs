@@ -893,6 +893,36 @@ impl Registry {
         Ok(was_incoming.is_some())
     }
 
+    /// Creates the project if absent, with `quotas` in force from its first open (given
+    /// quotas replace an existing project's). Returns it open, and whether it was created.
+    pub fn provision_with_quotas(
+        self: &Arc<Self>,
+        name: &str,
+        quotas: Option<Quotas>,
+    ) -> StoreResult<(Arc<Project>, bool)> {
+        validate_name("project", name).map_err(StoreError::InvalidArgument)?;
+        let Some(q) = quotas else {
+            return self.provision(name);
+        };
+        let fresh = !self.project_root(name).is_dir()
+            && self.with_exclusive(name, |root| {
+                if root.is_dir() {
+                    return Ok(false);
+                }
+                if let Some(f) = fence::read(root)? {
+                    return Err(fenced(name, f));
+                }
+                self.prepare_dir(name)?;
+                quota::write(root, &q)?;
+                Ok(true)
+            })?;
+        if !fresh {
+            self.set_quotas(name, q)?;
+        }
+        let (project, created) = self.provision(name)?;
+        Ok((project, created || fresh))
+    }
+
     /// Replaces the project's quotas (it must exist; a fenced copy takes them too, so
     /// that they hold wherever it serves next).
     pub fn set_quotas(&self, name: &str, quotas: Quotas) -> StoreResult<()> {

@@ -26,6 +26,7 @@ pub const STAGING_DIR: &str = ".staging";
 
 const FRAME_BATCH: u8 = 1;
 const FRAME_END: u8 = 0;
+const FRAME_SOURCE: u8 = 2;
 /// Largest write batch accepted from a changes stream (the data APIs' batches are far
 /// smaller); a bigger length means a corrupt stream, not a batch to allocate for.
 const MAX_FRAME_BYTES: u32 = 1 << 30;
@@ -75,12 +76,25 @@ pub struct Applied {
 /// One frame of a changes stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
-    Batch { sequence: u64, data: Vec<u8> },
-    End { upto: u64 },
+    /// First frame: which incarnation of the project the batches come from.
+    Source {
+        incarnation: uuid::Uuid,
+    },
+    Batch {
+        sequence: u64,
+        data: Vec<u8>,
+    },
+    End {
+        upto: u64,
+    },
 }
 
 pub fn write_frame<W: Write>(out: &mut W, frame: &Frame) -> std::io::Result<()> {
     match frame {
+        Frame::Source { incarnation } => {
+            out.write_all(&[FRAME_SOURCE])?;
+            out.write_all(incarnation.as_bytes())
+        }
         Frame::Batch { sequence, data } => {
             let len = u32::try_from(data.len())
                 .map_err(|_| std::io::Error::other("write batch over 4 GiB"))?;
@@ -112,6 +126,13 @@ pub fn read_frame<R: Read>(input: &mut R) -> StoreResult<Option<Frame>> {
             e.into()
         }
     };
+    if kind[0] == FRAME_SOURCE {
+        let mut id = [0u8; 16];
+        input.read_exact(&mut id).map_err(truncated)?;
+        return Ok(Some(Frame::Source {
+            incarnation: uuid::Uuid::from_bytes(id),
+        }));
+    }
     let mut seq = [0u8; 8];
     input.read_exact(&mut seq).map_err(truncated)?;
     let sequence = u64::from_be_bytes(seq);
@@ -126,8 +147,14 @@ pub fn read_frame<R: Read>(input: &mut R) -> StoreResult<Option<Frame>> {
                     "changes stream frame of {len} bytes is over the limit"
                 )));
             }
-            let mut data = vec![0u8; len as usize];
-            input.read_exact(&mut data).map_err(truncated)?;
+            // grown as the bytes arrive: a corrupt length costs no allocation up front
+            let mut data = Vec::new();
+            input.take(u64::from(len)).read_to_end(&mut data)?;
+            if data.len() != len as usize {
+                return Err(StoreError::InvalidArgument(
+                    "changes stream cut short inside a frame".into(),
+                ));
+            }
             Ok(Some(Frame::Batch { sequence, data }))
         }
         other => Err(StoreError::InvalidArgument(format!(
@@ -148,6 +175,20 @@ fn allowed_entry(path: &Path) -> bool {
         return false;
     }
     first == "db" || first == "index" || path == Path::new(QUOTAS_FILE)
+}
+
+/// Fsyncs every file and directory under `dir`.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 pub(super) fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -244,6 +285,9 @@ impl Registry {
             // impossible to open once imported
             let allowed_kind = if path == Path::new(QUOTAS_FILE) {
                 kind.is_file()
+            } else if path == Path::new("db") || path == Path::new("index") {
+                // and `db` or `index` must be directories, or the store cannot be laid out
+                kind.is_dir()
             } else {
                 kind.is_file() || kind.is_dir()
             };
@@ -284,6 +328,9 @@ impl Registry {
             StoreError::InvalidArgument(format!("snapshot does not open as a project store: {e}"))
         })?);
         std::fs::create_dir_all(stage.join("index"))?;
+        // durable before it takes the project's place: once activated, this copy may be
+        // the only one left
+        sync_tree(&stage)?;
         fence::write(&stage, &Fence::incoming(source_sequence))?;
         self.with_exclusive(name, |root| {
             match fence::read(root)? {
@@ -346,14 +393,50 @@ impl Registry {
                 None => return Err(StoreError::ProjectNotFound(name.to_string())),
             };
             let db = self.open_raw_db(root)?;
+            // the batches must come from the very store the snapshot was taken of: a
+            // project deleted and created again under its name has sequence numbers of
+            // its own, and its batches would corrupt this copy
+            let ours = incarnation_of(&db)?;
+            match read_frame(&mut input)? {
+                Some(Frame::Source { incarnation }) if Some(incarnation) == ours => {}
+                Some(Frame::Source { incarnation }) => {
+                    return Err(StoreError::ChangesUnavailable(format!(
+                        "the changes come from another incarnation of project [{name}] \
+                         ({incarnation}) than its snapshot ({}); take a new snapshot",
+                        ours.map_or_else(|| "unknown".to_string(), |u| u.to_string())
+                    )))
+                }
+                None => {
+                    return Err(StoreError::InvalidArgument(
+                        "changes stream cut short before its source frame".into(),
+                    ))
+                }
+                Some(_) => {
+                    return Err(StoreError::InvalidArgument(
+                        "changes stream does not start with its source frame".into(),
+                    ))
+                }
+            }
+            let held = fence.source_sequence.unwrap_or(0);
             let mut opts = WriteOptions::default();
             opts.disable_wal(false);
             let mut batches = 0u64;
             let upto = loop {
                 match read_frame(&mut input) {
-                    Ok(Some(Frame::Batch { data, .. })) => {
+                    Ok(Some(Frame::Batch { sequence, data })) => {
+                        if batches == 0 && sequence > held + 1 {
+                            return Err(StoreError::ChangesUnavailable(format!(
+                                "the changes start at sequence {sequence}, but this copy \
+                                 holds only up to {held}; take a new snapshot"
+                            )));
+                        }
                         db.write_opt(WriteBatch::from_data(&data), &opts)?;
                         batches += 1;
+                    }
+                    Ok(Some(Frame::Source { .. })) => {
+                        return Err(StoreError::InvalidArgument(
+                            "changes stream has a second source frame".into(),
+                        ))
                     }
                     Ok(Some(Frame::End { upto })) => break upto,
                     Ok(None) => {
@@ -394,6 +477,13 @@ impl Registry {
             .collect();
         Ok(DB::open_cf_descriptors(&opts, root.join("db"), cfs)?)
     }
+}
+
+/// The id written when the project's store was created (see [`keys::INCARNATION_KEY`]).
+pub fn incarnation_of(db: &DB) -> StoreResult<Option<uuid::Uuid>> {
+    Ok(db
+        .get(keys::INCARNATION_KEY)?
+        .and_then(|v| uuid::Uuid::from_slice(&v).ok()))
 }
 
 /// Removes the graph dumps under `index/` of collections the store does not hold. The
@@ -478,8 +568,11 @@ fn stream_changes(
             "sequence {since} is ahead of project [{name}] (at {latest})"
         )));
     }
+    let incarnation = incarnation_of(db)?
+        .ok_or_else(|| StoreError::Corrupt(format!("project [{name}] has no incarnation id")))?;
     if since == latest {
         on_start(latest);
+        sink(Frame::Source { incarnation })?;
         sink(Frame::End { upto: latest })?;
         return Ok(latest);
     }
@@ -498,6 +591,7 @@ fn stream_changes(
         _ => return Err(unavailable()),
     };
     on_start(latest);
+    sink(Frame::Source { incarnation })?;
     while let Some((seq, batch)) = first
         .take()
         .map(Ok)
@@ -535,6 +629,9 @@ mod tests {
     fn frames_round_trip_and_truncation_is_detected() {
         let mut buf = Vec::new();
         let frames = [
+            Frame::Source {
+                incarnation: uuid::Uuid::new_v4(),
+            },
             Frame::Batch {
                 sequence: 5,
                 data: vec![1, 2, 3],
