@@ -18,8 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use quiver_operator::admin::AdminClient;
 use quiver_operator::moves::{
-    rebalance, recover, trim_shards, MoveConfig, MoveContext, MoveReport, RebalanceReport,
+    move_project, rebalance, recover, trim_shards, MoveConfig, MoveContext, MoveError, MoveReport,
+    RebalanceReport,
 };
 use quiver_operator::placement_store::{load_or_init, update, FileStore, PlacementStore};
 use quiver_placement::{home_ordinal, PlacementTable};
@@ -858,4 +860,292 @@ async fn kill_destination_scenario(prefix: &str, when: KillWhen) {
     assert!(unexpected.is_empty(), "unexpected errors: {unexpected:?}");
 
     c.check_invariants(&acked, 3).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// two shards, no router: moves and transfers that must refuse
+
+/// Shards 0 and 1 on a placement file listing both (shardCount 2), and the operator's
+/// move context; no router, no traffic. Fields drop in order: shards, then the directory.
+struct Pair {
+    shards: Vec<Shard>,
+    store: FileStore,
+    ctx: MoveContext,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let dir = tempfile::Builder::new()
+            .prefix("quiver-op-pair-")
+            .tempdir()
+            .expect("tempdir");
+        let mut shards = Vec::new();
+        for ordinal in 0..2 {
+            shards.push(Shard::start(ordinal, dir.path()).await);
+        }
+        let store = FileStore::new(dir.path().join("placement.json"));
+        let initial = PlacementTable {
+            epoch: 1,
+            shard_count: 2,
+            shards: vec![shards[0].base_url(), shards[1].base_url()],
+            overrides: BTreeMap::new(),
+            moving: BTreeMap::new(),
+        };
+        load_or_init(&store, &initial)
+            .await
+            .expect("publish the first table");
+        let ctx = MoveContext::new(http_client(), None, move_config(), None);
+        Pair {
+            shards,
+            store,
+            ctx,
+            _dir: dir,
+        }
+    }
+
+    async fn table(&self) -> PlacementTable {
+        self.store.load().await.expect("placement table").table
+    }
+
+    fn admin(&self, ordinal: usize) -> AdminClient {
+        AdminClient::new(
+            &self.shards[ordinal].base_url(),
+            None,
+            reqwest::Client::new(),
+        )
+        .expect("admin client")
+    }
+}
+
+/// The first `{prefix}-{i}` whose hash home among `count` shards is `ordinal`.
+fn name_homed_at(prefix: &str, ordinal: u32, count: u32) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|p| home_ordinal(p, count) == ordinal)
+        .expect("a name with that home")
+}
+
+/// Creates the collection of `project` directly on one shard (the project comes into
+/// being with it, as on a client's first access) and adds `ids` in batches of `per_add`.
+async fn create_with(http: &Http, rng: &mut StdRng, project: &str, ids: &[String], per_add: usize) {
+    http.post(
+        &format!("/api/v1/{project}/collections"),
+        &json!({"name": COLLECTION, "configuration": {"hnsw": {"space": "l2"}}}),
+    )
+    .await
+    .ok();
+    for chunk in ids.chunks(per_add) {
+        http.post(&coll_path(project, "/add"), &add_body(rng, project, chunk))
+            .await
+            .ok();
+    }
+}
+
+/// The ids of `project` read directly on one shard, checking each record's document and
+/// metadata.
+async fn ids_on(http: &Http, project: &str) -> BTreeSet<String> {
+    let r = http
+        .post(
+            &coll_path(project, "/get"),
+            &json!({"include": ["documents", "metadatas"]}),
+        )
+        .await;
+    let body = r.ok();
+    let ids: Vec<String> = body["results"]["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_string())
+        .collect();
+    let docs = body["results"]["documents"].as_array().expect("documents");
+    let mds = body["results"]["metadatas"].as_array().expect("metadatas");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(docs[i], json!(document(id)), "{project}/{id}: document");
+        assert_eq!(
+            mds[i]["project"],
+            json!(project),
+            "{project}/{id}: metadata"
+        );
+        assert_eq!(mds[i]["id"], json!(id), "{project}/{id}: metadata");
+    }
+    let unique: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len(), "{project}: duplicated ids");
+    unique
+}
+
+/// `GET /admin/v1/projects/{project}` on one shard (asserting a 200).
+async fn admin_info(shard: &Shard, project: &str) -> Value {
+    let r = shard
+        .http()
+        .get(&format!("/admin/v1/projects/{project}"))
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "admin info of {project} on shard {}: {}",
+        shard.ordinal, r.text
+    );
+    r.body
+}
+
+fn id_list(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// A move onto a shard that already serves its own copy of the project (a client reached
+/// it on its own) fails at the snapshot import (409 ProjectExists) and rolls back: the
+/// roll back must not remove that copy, which the move did not make, and the source must
+/// serve again with everything it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roll_back_leaves_a_destination_copy_the_move_did_not_make() {
+    let pair = Pair::start().await;
+    let p = name_homed_at("own-copy", 0, 2);
+    let (a, b) = (pair.shards[0].http(), pair.shards[1].http());
+    let mut rng = StdRng::seed_from_u64(11);
+    let a_ids = id_list("a", 6);
+    let b_ids = id_list("b", 3);
+    create_with(&a, &mut rng, &p, &a_ids, 3).await;
+    create_with(&b, &mut rng, &p, &b_ids, 3).await;
+    assert_eq!(pair.table().await.route(&p).ordinal, 0);
+
+    let err = move_project(&pair.ctx, &pair.store, &p, 0, 1)
+        .await
+        .expect_err("a move onto a shard holding its own copy must fail");
+    println!("move refused: {err}");
+    match &err {
+        MoveError::RolledBack {
+            project,
+            step,
+            cause,
+        } => {
+            assert_eq!(project, &p);
+            assert_eq!(*step, "copy snapshot", "{err}");
+            assert!(
+                cause.contains("409") && cause.contains("ProjectExists"),
+                "the import answers 409 ProjectExists: {cause}"
+            );
+        }
+        other => panic!("expected RolledBack, got {other:?}"),
+    }
+
+    // the destination's own copy is untouched
+    let info_b = admin_info(&pair.shards[1], &p).await;
+    assert_eq!(info_b["state"], json!("active"), "{info_b}");
+    let expected_b: BTreeSet<String> = b_ids.iter().cloned().collect();
+    assert_eq!(ids_on(&b, &p).await, expected_b, "B's own records");
+
+    // the source serves again, neither fenced nor paused, with all its records
+    let info_a = admin_info(&pair.shards[0], &p).await;
+    assert_eq!(info_a["state"], json!("active"), "{info_a}");
+    assert!(info_a["movedTo"].is_null(), "{info_a}");
+    let expected_a: BTreeSet<String> = a_ids.iter().cloned().collect();
+    assert_eq!(ids_on(&a, &p).await, expected_a, "A's records");
+    // and takes writes
+    let more = id_list("a-after", 2);
+    a.post(&coll_path(&p, "/add"), &add_body(&mut rng, &p, &more))
+        .await
+        .ok();
+    let expected_a: BTreeSet<String> = a_ids.iter().chain(&more).cloned().collect();
+    assert_eq!(
+        ids_on(&a, &p).await,
+        expected_a,
+        "A's records after a write"
+    );
+
+    // the table forgets the move and still routes the project to A
+    let table = pair.table().await;
+    assert!(
+        !table.moving.contains_key(&p),
+        "move left in the table: {:?}",
+        table.moving
+    );
+    assert!(table.overrides.is_empty(), "{:?}", table.overrides);
+    assert_eq!(table.route(&p).ordinal, 0);
+}
+
+/// A project deleted and created again on the source after its snapshot was copied is
+/// another incarnation: its changes must be refused (410) by the incoming copy, whatever
+/// their sequence numbers, and the copy left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_created_source_is_copied_again_not_replayed() {
+    let pair = Pair::start().await;
+    let p = name_homed_at("recreated", 0, 2);
+    let a = pair.shards[0].http();
+    let mut rng = StdRng::seed_from_u64(12);
+    create_with(&a, &mut rng, &p, &id_list("first", 3), 3).await;
+
+    let (src, dst) = (pair.admin(0), pair.admin(1));
+    let snapshot_seq = src
+        .copy_snapshot_to(&dst, &p)
+        .await
+        .expect("copy the snapshot");
+    println!("snapshot of {p} at sequence {snapshot_seq}");
+    let info_b = admin_info(&pair.shards[1], &p).await;
+    assert_eq!(info_b["state"], json!("incoming"), "{info_b}");
+    assert_eq!(info_b["sourceSequence"], json!(snapshot_seq), "{info_b}");
+
+    // the client deletes the project on A and creates it again, writing more than before
+    let r = a
+        .send(reqwest::Method::DELETE, &format!("/api/v1/{p}"), None)
+        .await;
+    r.ok();
+    assert!(
+        !pair.shards[0]
+            .admin_projects()
+            .await
+            .iter()
+            .any(|(name, _)| name == &p),
+        "{p} deleted on A"
+    );
+    // The new incarnation first repeats the writes the snapshot holds, with other ids:
+    // the same number of operations in the same batches, so its sequence numbers pass
+    // through the snapshot's exactly at a batch boundary; then it writes more. Its changes
+    // since the snapshot's sequence would apply to B's copy without a gap: only their
+    // incarnation tells them apart.
+    let second = id_list("again", 3 + 20);
+    create_with(&a, &mut rng, &p, &second[..3], 3).await;
+    for chunk in second[3..].chunks(4) {
+        a.post(&coll_path(&p, "/add"), &add_body(&mut rng, &p, chunk))
+            .await
+            .ok();
+    }
+    let probe = a
+        .get(&format!(
+            "/admin/v1/projects/{p}/changes?since={snapshot_seq}"
+        ))
+        .await;
+    assert_eq!(
+        probe.status, 200,
+        "A streams its changes since the snapshot's sequence: {}",
+        probe.text
+    );
+    let latest: u64 = probe
+        .header(quiver_operator::admin::SEQUENCE_HEADER)
+        .and_then(|v| v.parse().ok())
+        .expect("sequence header");
+    println!("re-created {p} at sequence {latest}");
+    assert!(
+        latest > snapshot_seq,
+        "A's new incarnation at {latest}, the snapshot at {snapshot_seq}"
+    );
+
+    let err = src
+        .ship_changes_to(&dst, &p, snapshot_seq)
+        .await
+        .expect_err("changes of another incarnation must be refused");
+    println!("changes refused: {err}");
+    assert_eq!(err.status(), Some(410), "{err}");
+    assert_eq!(err.kind(), Some("ChangesUnavailable"), "{err}");
+    assert!(
+        err.to_string().contains("incarnation"),
+        "refused by the incoming copy for its incarnation: {err}"
+    );
+
+    // B's incoming copy is unchanged
+    let info_b = admin_info(&pair.shards[1], &p).await;
+    assert_eq!(info_b["state"], json!("incoming"), "{info_b}");
+    assert_eq!(info_b["sourceSequence"], json!(snapshot_seq), "{info_b}");
+    // and A's new incarnation is whole
+    let expected: BTreeSet<String> = second.iter().cloned().collect();
+    assert_eq!(ids_on(&a, &p).await, expected, "A's re-created records");
 }
