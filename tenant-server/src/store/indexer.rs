@@ -234,6 +234,10 @@ fn rebuild(c: &Collection) {
 
 /// Writes the graph to disk. Callers hold `index_work`.
 pub(super) fn save_locked(c: &Collection) {
+    // a closed collection's directory may be fenced or on its way out
+    if c.dropped.load(Ordering::SeqCst) {
+        return;
+    }
     let (graph, upto) = {
         let st = c.state.read();
         match st.graph.as_ref() {

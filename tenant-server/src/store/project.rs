@@ -591,10 +591,9 @@ impl Project {
         for c in &loaded {
             if save_graphs {
                 indexer::save_if_dirty(c);
-            } else {
-                // wait out indexing in progress, so it cannot write a dump after the close
-                drop(c.index_work.lock());
             }
+            // not waiting for indexing in progress (a starved low-priority indexer would
+            // stretch a move's write pause); once dropped, it saves nothing more
             c.dropped.store(true, Ordering::SeqCst);
         }
         if let Err(e) = self.db.flush_wal(true) {
