@@ -57,6 +57,10 @@ pub struct ServingState {
     pub generations: std::collections::HashMap<u32, u32>,
     /// Points inserted since the graph was last written to disk.
     pub unsaved_points: usize,
+    /// A saved graph waits to be loaded by the indexer (the collection serves by exact
+    /// scan meanwhile); the value is the collection's next label when it was opened: a
+    /// dump claiming more than that is newer than the records and is not trusted.
+    pub pending_dump: Option<u32>,
 }
 
 impl ServingState {

@@ -191,6 +191,11 @@ impl Graph {
     }
 
     /// Loads a dump if it is intact and matches `cfg`/`dimension`; `None` means "rebuild".
+    /// Whether `dir` holds a dump at all (cheap; [`Graph::load`] checks it).
+    pub fn dump_exists(dir: &Path) -> bool {
+        dir.join(MANIFEST).is_file()
+    }
+
     pub fn load(dir: &Path, cfg: &HnswConfig, dimension: usize) -> Option<(Graph, Manifest)> {
         let manifest: Manifest =
             serde_json::from_slice(&fs::read(dir.join(MANIFEST)).ok()?).ok()?;

@@ -83,6 +83,11 @@ pub fn catch_up(c: &Collection) {
         if c.dropped.load(Ordering::SeqCst) {
             return;
         }
+        let pending = c.state.read().pending_dump;
+        if let Some(bound) = pending {
+            load_dump(c, bound);
+            continue;
+        }
         let needs_rebuild = {
             let st = c.state.read();
             if st.vectors.is_none() {
@@ -111,6 +116,44 @@ pub fn catch_up(c: &Collection) {
         save_locked(c);
     }
     c.refresh_memory();
+}
+
+/// Loads the collection's saved graph (it was opened without it). Records written since
+/// the dump, or re-embedded since, are left to the normal catch-up; a missing, corrupt or
+/// too new dump leaves no graph, and the collection is rebuilt.
+#[tracing::instrument(name = "index.load", skip_all, fields(quiver.collection = %c.id, quiver.points = tracing::field::Empty))]
+fn load_dump(c: &Collection, bound: u32) {
+    let started = std::time::Instant::now();
+    let dimension = c.state.read().vectors.as_ref().map(|v| v.dimension);
+    let loaded = dimension.and_then(|d| Graph::load(&c.index_dir, &c.hnsw, d));
+    let mut st = c.state.write();
+    st.pending_dump = None;
+    let Some((graph, manifest)) = loaded else {
+        return;
+    };
+    // a graph newer than the records (e.g. a restored db/) cannot be trusted
+    if manifest.indexed_upto > bound || st.graph.is_some() {
+        return;
+    }
+    // labels whose current embedding the saved graph does not hold (changed after it was
+    // saved, or while it loaded) are scanned exactly until the indexer adds them
+    let current: std::collections::HashSet<usize> = graph.point_ids().into_iter().collect();
+    let mut reindex = roaring::RoaringBitmap::new();
+    for l in st.live.range(..manifest.indexed_upto) {
+        if !current.contains(&point_id(l, st.generation(l))) {
+            reindex.insert(l);
+        }
+    }
+    tracing::Span::current().record("quiver.points", graph.len());
+    st.graph = Some(Arc::new(graph));
+    st.indexed_upto = manifest.indexed_upto;
+    st.reindex = reindex;
+    drop(st);
+    tracing::debug!(
+        collection = %c.id,
+        ms = started.elapsed().as_millis() as u64,
+        "hnsw graph loaded"
+    );
 }
 
 /// Copies the current embeddings of `labels` as (vector, point id, label, generation).

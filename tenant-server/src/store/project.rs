@@ -490,28 +490,11 @@ impl Project {
             }
         }
         let index_dir = self.index_dir(&meta.id);
-        let (graph, indexed_upto) = match vectors.as_ref() {
-            Some(v) => match Graph::load(&index_dir, &meta.hnsw, v.dimension) {
-                // a graph newer than the records (e.g. a restored db/) cannot be trusted
-                Some((g, m)) if m.indexed_upto <= counters.next_label => {
-                    (Some(Arc::new(g)), m.indexed_upto)
-                }
-                _ => (None, 0),
-            },
-            None => (None, 0),
-        };
-        // labels whose current embedding the saved graph does not hold (changed after it
-        // was saved) are scanned exactly until the indexer adds them
-        let mut reindex = RoaringBitmap::new();
-        if let Some(g) = graph.as_ref() {
-            let current: std::collections::HashSet<usize> = g.point_ids().into_iter().collect();
-            for l in live.range(..indexed_upto) {
-                let generation = generations.get(&l).copied().unwrap_or(0);
-                if !current.contains(&keys::point_id(l, generation)) {
-                    reindex.insert(l);
-                }
-            }
-        }
+        // The saved graph is loaded by the indexer, in the background: reading a large one
+        // takes seconds, and requests should not wait for it (queries scan exactly
+        // meanwhile, writes need no graph at all).
+        let pending_dump =
+            (vectors.is_some() && Graph::dump_exists(&index_dir)).then_some(counters.next_label);
         Ok(Collection::new(
             meta.id,
             meta.hnsw.clone(),
@@ -519,11 +502,12 @@ impl Project {
             ServingState {
                 live,
                 vectors,
-                graph,
-                indexed_upto,
-                reindex,
+                graph: None,
+                indexed_upto: 0,
+                reindex: RoaringBitmap::new(),
                 generations,
                 unsaved_points: 0,
+                pending_dump,
             },
         ))
     }

@@ -344,10 +344,21 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
     let p = reg.project("graphs").unwrap();
     let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
     let coll = p.collection(&meta).unwrap();
-    {
+    // the saved graph loads in the background; queries scan exactly until it is in
+    let start = Instant::now();
+    loop {
         let st = coll.state.read();
-        assert_eq!(st.graph.as_ref().map(|g| g.len()), Some(n));
-        assert_eq!(st.unindexed(), 0);
+        if st.pending_dump.is_none() && st.graph.is_some() {
+            assert_eq!(st.graph.as_ref().map(|g| g.len()), Some(n));
+            assert_eq!(st.unindexed(), 0, "every record is in the loaded graph");
+            break;
+        }
+        drop(st);
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "saved graph never loaded"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
     // delete half: the tombstones exceed the rebuild threshold
     let del: Vec<String> = (0..n)
