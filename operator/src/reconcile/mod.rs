@@ -503,17 +503,13 @@ async fn cleanup(
         .await;
         return Ok(Action::await_change());
     }
-    let Home { shard, moving } = ctx.shards.home(&name)?;
-    // During a move both copies exist; deleting only one would let the move finish with
-    // the other.
+    // Every shard, the home first: during a move both copies exist, and the table this
+    // replica holds may be seconds old, so a move that just began is not in it; deleting
+    // only where it says would let such a move finish with the other copy.
+    let Home { shard, .. } = ctx.shards.home(&name)?;
+    let home = shard.ordinal;
     let mut targets = vec![shard];
-    if let Some((from, to)) = moving {
-        for ordinal in [from, to] {
-            if targets.iter().all(|s| s.ordinal != ordinal) {
-                targets.push(ctx.shards.shard(ordinal)?);
-            }
-        }
-    }
+    targets.extend(ctx.shards.all()?.into_iter().filter(|s| s.ordinal != home));
     let mut found = Vec::new();
     for shard in &targets {
         match shard.admin.delete_project(&name).await {

@@ -272,6 +272,10 @@ struct OpenSet {
     /// Projects being opened or closed, outside the lock: others wait for them (RocksDB's
     /// lock file refuses a second instance of one database).
     busy: HashSet<String>,
+    /// Of the busy projects, those held by an exclusive section (an import, a changes
+    /// replay, a quota write), not being opened or closed: listings need not wait for
+    /// them, since their figures are on disk already.
+    exclusive: HashSet<String>,
 }
 
 pub struct Registry {
@@ -296,6 +300,7 @@ impl Registry {
             state: Mutex::new(OpenSet {
                 open: LruCache::unbounded(),
                 busy: HashSet::new(),
+                exclusive: HashSet::new(),
             }),
             closed: Condvar::new(),
             evictions: AtomicU64::new(0),
@@ -350,10 +355,12 @@ impl Registry {
             }
         }
         st.busy.insert(name.to_string());
+        st.exclusive.insert(name.to_string());
         drop(st);
         let out = f(&self.project_root(name), closed_at);
         let mut st = self.state.lock();
         st.busy.remove(name);
+        st.exclusive.remove(name);
         self.closed.notify_all();
         drop(st);
         out
@@ -372,10 +379,12 @@ impl Registry {
         }
         let open = st.open.peek(name).cloned();
         st.busy.insert(name.to_string());
+        st.exclusive.insert(name.to_string());
         drop(st);
         let out = f(&self.project_root(name), open.as_ref());
         let mut st = self.state.lock();
         st.busy.remove(name);
+        st.exclusive.remove(name);
         self.closed.notify_all();
         drop(st);
         out
@@ -692,7 +701,7 @@ impl Registry {
     fn open_after_closes(&self) -> Vec<Arc<Project>> {
         let mut st = self.state.lock();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !st.busy.is_empty() && std::time::Instant::now() < deadline {
+        while st.busy.len() > st.exclusive.len() && std::time::Instant::now() < deadline {
             self.closed.wait_for(&mut st, Duration::from_millis(50));
         }
         st.open.iter().map(|(_, p)| Arc::clone(p)).collect()
