@@ -13,7 +13,7 @@ use quiver_operator::config::{self, Config};
 use quiver_operator::crd::Project;
 use quiver_operator::leader::{self, LeaderConfig, LeaderElector};
 use quiver_operator::metrics::OperatorMetrics;
-use quiver_operator::moves::{self, MoveConfig, MoveContext, MoveMetrics};
+use quiver_operator::moves::{self, MoveConfig, MoveContext};
 use quiver_operator::placement_store::{ConfigMapStore, PlacementStore, PlacementStoreError};
 use quiver_operator::reconcile::{self, PlacementDirectory, ReconcileConfig, ReconcileMetrics};
 use quiver_operator::shards::{
@@ -105,14 +105,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = OperatorMetrics::register(&registry)?;
     let reconcile_metrics = ReconcileMetrics::register(&registry)?;
-    // the movers report into the operator's move metrics rather than registering a second
-    // set under the same names
-    let move_metrics = MoveMetrics {
-        in_progress: metrics.moves_in_progress.clone(),
-        total: metrics.moves.clone(),
-        duration: metrics.move_duration.clone(),
-        write_pause: metrics.move_write_pause.clone(),
-    };
     let addr = format!("0.0.0.0:{}", config.metrics_port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -171,7 +163,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             grace: config.move_grace(),
             ..MoveConfig::default()
         },
-        Some(move_metrics),
+        Some(metrics.clone()),
     ));
     let addresses = config.shard_addresses(&namespace);
     let controller = Arc::new(ShardController::new(

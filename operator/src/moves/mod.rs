@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, IntCounterVec, IntGauge};
 use quiver_placement::PlacementTable;
 
 use crate::admin::{AdminClient, AdminError};
@@ -56,35 +55,13 @@ impl Default for MoveConfig {
     }
 }
 
-/// The handles of the move metrics.
-#[derive(Clone)]
-pub struct MoveMetrics {
-    pub in_progress: IntGauge,
-    /// Label `result`: `done`, `rolled_back`, `failed`.
-    pub total: IntCounterVec,
-    pub duration: Histogram,
-    pub write_pause: Histogram,
-}
-
-impl MoveMetrics {
-    /// The operator's move metrics (registered once, with its others).
-    pub fn of(m: &OperatorMetrics) -> MoveMetrics {
-        MoveMetrics {
-            in_progress: m.moves_in_progress.clone(),
-            total: m.moves.clone(),
-            duration: m.move_duration.clone(),
-            write_pause: m.move_write_pause.clone(),
-        }
-    }
-}
-
 /// What moves need: a way to reach each shard's admin API, the settings, the metrics, and
 /// the grace timers of switched moves.
 pub struct MoveContext {
     http: reqwest::Client,
     token: Option<String>,
     pub config: MoveConfig,
-    metrics: Option<MoveMetrics>,
+    metrics: Option<OperatorMetrics>,
     /// When this process saw each switched move (the grace period runs from here).
     switched: Mutex<HashMap<String, Instant>>,
 }
@@ -94,7 +71,7 @@ impl MoveContext {
         http: reqwest::Client,
         token: Option<String>,
         config: MoveConfig,
-        metrics: Option<MoveMetrics>,
+        metrics: Option<OperatorMetrics>,
     ) -> MoveContext {
         MoveContext {
             http,
@@ -119,7 +96,7 @@ impl MoveContext {
         })
     }
 
-    fn metrics(&self) -> Option<&MoveMetrics> {
+    fn metrics(&self) -> Option<&OperatorMetrics> {
         self.metrics.as_ref()
     }
 

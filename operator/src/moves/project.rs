@@ -8,6 +8,7 @@ use tracing::Instrument;
 use super::recovery::{roll_back, RollBack};
 use super::{MoveContext, MoveError};
 use crate::admin::AdminClient;
+use crate::metrics::{MoveResult, OperatorMetrics};
 use crate::placement_store::{update, PlacementStore};
 
 /// What a finished move measured.
@@ -128,22 +129,18 @@ pub async fn move_project(
         quiver.batches = tracing::field::Empty,
     );
     async {
-        if let Some(m) = ctx.metrics() {
-            m.in_progress.inc();
-        }
+        // counted as in progress until finished; a move cancelled midway counts as failed
+        let timer = ctx.metrics().map(OperatorMetrics::start_move);
         let started = Instant::now();
         let outcome = run(ctx, store, project, from, to, started).await;
-        if let Some(m) = ctx.metrics() {
-            m.in_progress.dec();
-            let result = match &outcome {
-                Ok(_) => "done",
-                Err(MoveError::RolledBack { .. }) => "rolled_back",
-                Err(_) => "failed",
-            };
-            m.total.with_label_values(&[result]).inc();
-            if let Ok(r) = &outcome {
-                m.duration.observe(r.duration.as_secs_f64());
-                m.write_pause.observe(r.write_pause.as_secs_f64());
+        if let (Some(m), Some(timer)) = (ctx.metrics(), timer) {
+            match &outcome {
+                Ok(r) => {
+                    m.observe_write_pause(r.write_pause);
+                    timer.finish(MoveResult::Done);
+                }
+                Err(MoveError::RolledBack { .. }) => timer.finish(MoveResult::RolledBack),
+                Err(_) => timer.finish(MoveResult::Failed),
             }
         }
         match &outcome {
