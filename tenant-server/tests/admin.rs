@@ -12,36 +12,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "s3cret-admin-token";
 
-/// Admin calls, with the token when the server has one.
-struct Admin<'a> {
-    s: &'a TestServer,
-    token: Option<&'a str>,
-}
-
 impl<'a> Admin<'a> {
-    fn open(s: &'a TestServer) -> Admin<'a> {
-        Admin { s, token: None }
-    }
-
-    fn with_token(s: &'a TestServer, token: &'a str) -> Admin<'a> {
-        Admin {
-            s,
-            token: Some(token),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
-        let auth = self.token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("authorization", a)])
-            .unwrap_or_default();
-        let body = body.map(|b| serde_json::to_vec(b).expect("json"));
-        self.s
-            .request_with(method, &format!("/admin/v1{path}"), body, &headers)
-            .await
-    }
-
     async fn get(&self, path: &str) -> Resp {
         self.call(Method::GET, path, None).await
     }

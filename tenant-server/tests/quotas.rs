@@ -11,23 +11,7 @@ use serde_json::{json, Value};
 
 const V2_DB: &str = "databases/default_database";
 
-/// Admin calls (the servers here have no admin token).
-struct Admin<'a> {
-    s: &'a TestServer,
-}
-
-impl<'a> Admin<'a> {
-    fn open(s: &'a TestServer) -> Admin<'a> {
-        Admin { s }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
-        let body = body.map(|b| serde_json::to_vec(b).expect("json"));
-        self.s
-            .request(method, &format!("/admin/v1{path}"), body)
-            .await
-    }
-
+impl Admin<'_> {
     async fn info(&self, p: &str) -> Value {
         self.call(Method::GET, &format!("/projects/{p}"), None)
             .await

@@ -57,36 +57,7 @@ impl Raw {
     }
 }
 
-/// Admin calls, with the token when the server has one.
-struct Admin<'a> {
-    s: &'a TestServer,
-    token: Option<&'a str>,
-}
-
 impl<'a> Admin<'a> {
-    fn open(s: &'a TestServer) -> Admin<'a> {
-        Admin { s, token: None }
-    }
-
-    fn with_token(s: &'a TestServer, token: &'a str) -> Admin<'a> {
-        Admin {
-            s,
-            token: Some(token),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
-        let auth = self.token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("authorization", a)])
-            .unwrap_or_default();
-        let body = body.map(|b| serde_json::to_vec(b).expect("json"));
-        self.s
-            .request_with(method, &format!("/admin/v1{path}"), body, &headers)
-            .await
-    }
-
     /// A request with a binary body (or none), keeping the answer's bytes.
     async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Raw {
         let mut rb = self

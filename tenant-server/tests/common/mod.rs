@@ -632,3 +632,35 @@ pub fn list_tree(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Admin API calls (`/admin/v1`), with the token when the server has one. Test files add
+/// their own helpers in further `impl Admin` blocks.
+pub struct Admin<'a> {
+    pub s: &'a TestServer,
+    pub token: Option<&'a str>,
+}
+
+impl<'a> Admin<'a> {
+    pub fn open(s: &'a TestServer) -> Admin<'a> {
+        Admin { s, token: None }
+    }
+
+    pub fn with_token(s: &'a TestServer, token: &'a str) -> Admin<'a> {
+        Admin {
+            s,
+            token: Some(token),
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        let auth = self.token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        let body = body.map(|b| serde_json::to_vec(b).expect("json"));
+        self.s
+            .request_with(method, &format!("/admin/v1{path}"), body, &headers)
+            .await
+    }
+}
