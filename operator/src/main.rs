@@ -91,7 +91,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // SIGTERM/SIGINT flips this once; everything that must stop watches it
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        quiver_telemetry::shutdown::signal().await;
         let _ = shutdown_tx.send(true);
     });
     let signalled = move || {
@@ -340,28 +340,6 @@ async fn refresh_placement(
             _ = tokio::time::sleep(PLACEMENT_REFRESH) => {}
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received");
 }
 
 #[cfg(test)]

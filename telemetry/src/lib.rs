@@ -8,10 +8,12 @@
 //!   line of the request carries.
 //! - [`metrics`]: the HTTP request metrics every binary serves under the same names.
 //! - [`propagation`]: reading and writing W3C trace context on HTTP headers.
+//! - [`shutdown`]: the signal every binary stops on.
 
 pub mod http;
 mod init;
 pub mod metrics;
 pub mod propagation;
+pub mod shutdown;
 
 pub use init::{otel_requested, Telemetry};
