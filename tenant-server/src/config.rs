@@ -17,9 +17,10 @@ use crate::store::StoreConfig;
              the admin API (/admin/v1)."
 )]
 pub struct Config {
-    /// Directory holding one subdirectory per project.
+    /// Directory holding one subdirectory per project (`--path`, as `chroma run` names it).
     #[arg(
         long = "workspace",
+        visible_alias = "path",
         env = "WORKSPACE_DIR",
         default_value = "./workspace"
     )]
@@ -93,10 +94,16 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// Reads a `.env` file of the working directory (if there is one) into the environment,
+/// without overriding variables already set.
+pub fn read_dotenv() {
+    let _ = dotenvy::dotenv();
+}
+
 impl Config {
     /// Reads `.env` (if present) into the environment, then parses flags.
     pub fn load() -> Config {
-        let _ = dotenvy::dotenv();
+        read_dotenv();
         Config::parse()
     }
 

@@ -3,4 +3,5 @@
 pub mod config;
 pub mod http;
 pub mod process;
+pub mod serve;
 pub mod store;

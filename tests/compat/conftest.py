@@ -7,7 +7,9 @@ is ``--topology`` or ``$QUIVER_COMPAT_TOPOLOGY``:
 
 * ``single`` (default): one tenant server, tested directly;
 * ``router``: three tenant servers behind ``quiver-router`` (static placement, one
-  ``--shard`` each); the suite talks to the router only, once its ``/readyz`` answers 200.
+  ``--shard`` each); the suite talks to the router only, once its ``/readyz`` answers 200;
+* ``wheel``: one tenant server started by the Python package's ``quiver run`` command
+  (``$QUIVER_CLI``, the command installed from the wheel), as a pip user starts it.
 
 The tenant server binary is ``$QUIVER_TENANT_SERVER_BIN``, else
 ``$CARGO_TARGET_DIR/release/quiver-tenant-server``, else
@@ -42,7 +44,7 @@ from _helpers import new_tenant, unique  # noqa: E402,F401
 REPO = Path(__file__).resolve().parents[2]
 
 
-TOPOLOGIES = ("single", "router")
+TOPOLOGIES = ("single", "router", "wheel")
 ROUTER_SHARDS = 3
 
 
@@ -60,7 +62,8 @@ def pytest_addoption(parser):
         choices=TOPOLOGIES,
         default=None,
         help="what the suite starts when --url is not given: 'single' (one tenant server, "
-        "the default) or 'router' (three tenant servers behind quiver-router); "
+        "the default), 'router' (three tenant servers behind quiver-router) or 'wheel' "
+        "(one tenant server started by $QUIVER_CLI run); "
         "default from $QUIVER_COMPAT_TOPOLOGY",
     )
 
@@ -97,6 +100,10 @@ def _server_binary() -> str:
 
 def _router_binary() -> str:
     return _binary("QUIVER_ROUTER_BIN", "quiver-router")
+
+
+def _quiver_command() -> str:
+    return os.environ.get("QUIVER_CLI") or shutil.which("quiver") or "quiver"
 
 
 def _free_port() -> int:
@@ -153,6 +160,16 @@ class _Processes:
         ])
         return f"http://127.0.0.1:{port}", proc
 
+    def start_with_quiver_command(self, label: str) -> tuple[str, subprocess.Popen]:
+        """`quiver run`, with the flags `chroma run` users know (--path)."""
+        workspace = os.path.join(self.scratch, f"{label}-workspace")
+        port = _free_port()
+        proc = self.start(label, [
+            _quiver_command(), "run", "--path", workspace, "--host", "127.0.0.1",
+            "--port", str(port), "--allow-reset",
+        ])
+        return f"http://127.0.0.1:{port}", proc
+
     def logs(self) -> str:
         out = []
         for label, _, log_path in self.procs:
@@ -178,6 +195,12 @@ class _Processes:
 
 def _start_single(procs: _Processes) -> str:
     url, proc = procs.start_tenant_server("tenant-server")
+    _wait_heartbeat(url, proc)
+    return url
+
+
+def _start_wheel(procs: _Processes) -> str:
+    url, proc = procs.start_with_quiver_command("quiver-run")
     _wait_heartbeat(url, proc)
     return url
 
@@ -209,7 +232,10 @@ def server_url(request):
         return
 
     topology = _topology(request.config)
-    binaries = [("QUIVER_TENANT_SERVER_BIN", _server_binary())]
+    if topology == "wheel":
+        binaries = [("QUIVER_CLI", _quiver_command())]
+    else:
+        binaries = [("QUIVER_TENANT_SERVER_BIN", _server_binary())]
     if topology == "router":
         binaries.append(("QUIVER_ROUTER_BIN", _router_binary()))
     for env_var, binary in binaries:
@@ -220,7 +246,8 @@ def server_url(request):
     procs = _Processes()
     try:
         try:
-            url = _start_router(procs) if topology == "router" else _start_single(procs)
+            start = {"single": _start_single, "router": _start_router, "wheel": _start_wheel}
+            url = start[topology](procs)
         except RuntimeError as e:
             raise RuntimeError(f"{e}\n{procs.logs()}") from None
         yield url
