@@ -19,22 +19,36 @@ import ctypes
 import glob
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
 # clang-sys's file names; -cpp (the C++ API) never matches.
 NAME = re.compile(r"^libclang(-[0-9][0-9.]*)?\.so(\.[0-9][0-9.]*)?$")
 
-# clang-sys's search directories on Linux when LIBCLANG_PATH is not set.
+# clang-sys's search directories on Linux when LIBCLANG_PATH is not set (clang-sys 1.9,
+# build/common.rs), after `llvm-config --prefix`, LD_LIBRARY_PATH and LIBRARY_PATH.
 DIRECTORIES = [
-    "/usr/local/lib*",
-    "/usr/local/lib*/*",
-    "/usr/lib*",
-    "/usr/lib*/*",
-    "/usr/lib/llvm-*/lib*",
     "/usr/local/llvm*/lib*",
-    "/usr/local/opt/llvm*/lib*",
+    "/usr/local/lib*/*/*",
+    "/usr/local/lib*/*",
+    "/usr/local/lib*",
+    "/usr/lib*/*/*",
+    "/usr/lib*/*",
+    "/usr/lib*",
 ]
+
+
+def llvm_config_dirs() -> list[str]:
+    try:
+        out = subprocess.run(["llvm-config", "--prefix"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0 or not out.stdout.strip():
+        return []
+    prefix = out.stdout.splitlines()[0].strip()
+    return [os.path.join(prefix, d) for d in ("bin", "lib", "lib64")]
 
 
 def candidates() -> list[str]:
@@ -44,10 +58,11 @@ def candidates() -> list[str]:
             return [explicit]
         dirs = [explicit]
     else:
-        dirs = []
+        dirs = llvm_config_dirs()
+        for var in ("LD_LIBRARY_PATH", "LIBRARY_PATH"):
+            dirs.extend(p for p in os.environ.get(var, "").split(":") if p)
         for pattern in DIRECTORIES:
             dirs.extend(d for d in sorted(glob.glob(pattern)) if os.path.isdir(d))
-        dirs.extend(p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p)
     found: list[str] = []
     for d in dirs:
         try:
