@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::core::{blocking, project_name};
 use super::error::{ApiError, ApiPath, ApiResult};
-use super::v1::blocking;
 use super::{auth, parse, AppState};
 use crate::store::quota::Quotas;
 use crate::store::transfer::{write_frame, Frame};
@@ -138,6 +138,7 @@ async fn project_info(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let reg = Arc::clone(&s.registry);
     blocking(move || match reg.project_info(&name)? {
         Some(info) => Ok(Json(info_json(&info, reg.quotas_of(&name).ok()))),
@@ -163,6 +164,7 @@ async fn provision(
     ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = project_name(&name)?;
     let mut body = body_with(body, &["quotas"])?;
     let quotas = match body.remove("quotas") {
         None | Some(Value::Null) => None,
@@ -189,6 +191,7 @@ async fn set_quotas(
     ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let quotas = quotas_from(Value::Object(parse::body_object(body)?))?;
     let reg = Arc::clone(&s.registry);
     blocking(move || {
@@ -275,6 +278,7 @@ async fn export_snapshot(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
+    let name = project_name(&name)?;
     let reg = Arc::clone(&s.registry);
     let snapshot = blocking(move || Ok(reg.export_snapshot(&name)?)).await?;
     let sequence = snapshot.sequence;
@@ -326,6 +330,7 @@ async fn import_snapshot(
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = project_name(&name)?;
     let Query(params) = params.map_err(|e| {
         ApiError::invalid(format!(
             "Expected the query parameter sourceSequence (an integer): {}",
@@ -362,6 +367,7 @@ async fn changes_since(
     ApiPath(name): ApiPath<String>,
     params: Result<Query<ChangesParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
+    let name = project_name(&name)?;
     let Query(params) = params.map_err(|e| {
         ApiError::invalid(format!(
             "Expected the query parameter since (an integer): {}",
@@ -430,6 +436,7 @@ async fn apply_changes(
     ApiPath(name): ApiPath<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let reg = Arc::clone(&s.registry);
     let mut reader = body_reader(body);
     blocking(move || {
@@ -449,6 +456,7 @@ async fn delete_project(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let reg = Arc::clone(&s.registry);
     blocking(move || {
         if !reg.purge_project(&name)? {
@@ -466,6 +474,7 @@ async fn pause(
     ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let body = body_with(body, &["timeoutMs"])?;
     let hold_ms = match parse::opt_usize(&body, "timeoutMs")? {
         None => DEFAULT_PAUSE_MS,
@@ -495,6 +504,7 @@ async fn resume(
     ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     body_with(body, &[])?;
     let reg = Arc::clone(&s.registry);
     blocking(move || {
@@ -511,6 +521,7 @@ async fn fence(
     ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let body = body_with(body, &["movedTo"])?;
     let moved_to = parse::opt_string(&body, "movedTo")?;
     let reg = Arc::clone(&s.registry);
@@ -533,6 +544,7 @@ async fn unfence(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    let name = project_name(&name)?;
     let reg = Arc::clone(&s.registry);
     blocking(move || {
         let was_fenced = reg.unfence(&name)?;

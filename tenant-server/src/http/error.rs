@@ -41,16 +41,35 @@ impl ApiError {
     }
 }
 
+/// Whose names errors take. The Chroma v2 API names two cases as Chroma does (the
+/// official client turns those names into its exception classes); the per-project and
+/// admin APIs keep the original server's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Quiver,
+    Chroma,
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        ApiError::from_store(e, Flavour::Quiver)
+    }
+}
+
+impl ApiError {
+    /// The status and error name of a store error, in the names of `flavour`'s API.
+    pub fn from_store(e: StoreError, flavour: Flavour) -> ApiError {
         use StoreError::*;
+        let chroma = flavour == Flavour::Chroma;
         let (status, kind) = match &e {
             InvalidArgument(_) | Filter(_) => (StatusCode::BAD_REQUEST, "InvalidArgumentError"),
+            InvalidDimension(_) if chroma => (StatusCode::BAD_REQUEST, "InvalidArgumentError"),
             InvalidDimension(_) => (StatusCode::BAD_REQUEST, "InvalidDimension"),
             DuplicateId(_) => (StatusCode::BAD_REQUEST, "DuplicateIDError"),
             CollectionNotFound(_) | ProjectNotFound(_) | DatabaseNotFound(_) => {
                 (StatusCode::NOT_FOUND, "NotFoundError")
             }
+            CollectionExists(_) if chroma => (StatusCode::CONFLICT, "ChromaError"),
             CollectionExists(_) => (StatusCode::CONFLICT, "UniqueConstraintError"),
             ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "InternalError"),
             ProjectPaused(_) => (StatusCode::SERVICE_UNAVAILABLE, "ProjectPaused"),

@@ -2,9 +2,12 @@
 
 pub mod admin;
 mod auth;
+pub mod collection_config;
+pub mod core;
 pub mod error;
 pub mod observe;
 pub mod parse;
+pub mod results;
 pub mod v1;
 pub mod v2;
 

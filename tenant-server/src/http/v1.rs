@@ -9,17 +9,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::collection_config::{collection_metadata, hnsw_changes, hnsw_config};
+use super::core::{blocking, filters, nanos_now, open_project, project_name};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::parse;
+use super::results::{get_result_json, query_result_json};
 use super::AppState;
 use crate::store::filter::{Where, WhereDocument};
 use crate::store::names::validate_name;
 use crate::store::project::CollectionMeta;
 use crate::store::query::QueryRequest;
-use crate::store::types::{HnswConfig, Include, Record, Space};
+use crate::store::types::{Include, Space};
 use crate::store::write::WriteMode;
 use crate::store::{Project, DEFAULT_DATABASE};
 
@@ -73,28 +76,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/{project}/collections/{collection}/peek", get(peek))
 }
 
-/// Runs blocking store work off the async runtime.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    // the store's spans belong to the request's trace
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
-        .await
-        .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
-}
-
-pub(super) fn project(state: &AppState, name: &str) -> ApiResult<Arc<Project>> {
-    Ok(state.registry.project(name)?)
-}
-
-pub(super) fn nanos_now() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 async fn root(State(s): State<AppState>) -> Json<Value> {
     Json(json!({
         "message": "Quiver tenant server",
@@ -122,7 +103,7 @@ async fn delete_project(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let reg = Arc::clone(&s.registry);
-    let n = name.clone();
+    let n = project_name(&name)?;
     let existed = blocking(move || Ok(reg.delete_project(&n)?)).await?;
     if !existed {
         return Err(ApiError::not_found(format!(
@@ -165,7 +146,7 @@ async fn list_collections(
 ) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
-        let p = project(&state, &name)?;
+        let p = open_project(&state, &name)?;
         let cols = p
             .list_collections(DEFAULT_DATABASE)
             .iter()
@@ -174,121 +155,6 @@ async fn list_collections(
         Ok(Json(json!({"project": name, "collections": cols})))
     })
     .await
-}
-
-pub(super) fn usize_in(v: &Value, key: &str, lo: usize, hi: usize) -> ApiResult<usize> {
-    v.as_u64()
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|n| (lo..=hi).contains(n))
-        .ok_or_else(|| {
-            ApiError::invalid(format!("Expected '{key}' to be an integer in {lo}..={hi}"))
-        })
-}
-
-/// HNSW settings from `configuration.hnsw` and the legacy `hnsw:*` metadata keys.
-pub fn hnsw_config(
-    configuration: Option<&Map<String, Value>>,
-    metadata: Option<&Map<String, Value>>,
-    default_space: Space,
-) -> ApiResult<HnswConfig> {
-    let mut cfg = HnswConfig {
-        space: default_space,
-        ..HnswConfig::default()
-    };
-    let mut apply = |key: &str, v: &Value| -> ApiResult<()> {
-        match key {
-            "space" => {
-                cfg.space = v.as_str().and_then(Space::parse).ok_or_else(|| {
-                    ApiError::invalid(format!("Invalid space {v}: expected l2, cosine or ip"))
-                })?
-            }
-            "ef_construction" | "construction_ef" => {
-                cfg.ef_construction = usize_in(v, key, 1, 100_000)?
-            }
-            "ef_search" | "search_ef" => cfg.ef_search = usize_in(v, key, 1, 100_000)?,
-            "max_neighbors" | "M" => {
-                cfg.max_neighbors = usize_in(v, key, 2, crate::store::graph::MAX_NEIGHBORS_LIMIT)?
-            }
-            _ => {}
-        }
-        Ok(())
-    };
-    if let Some(md) = metadata {
-        for (k, v) in md {
-            if let Some(key) = k.strip_prefix("hnsw:") {
-                apply(key, v)?;
-            }
-        }
-    }
-    if let Some(h) = configuration
-        .and_then(|c| c.get("hnsw"))
-        .filter(|h| !h.is_null())
-    {
-        let Value::Object(h) = h else {
-            return Err(ApiError::invalid(
-                "Expected 'configuration.hnsw' to be an object",
-            ));
-        };
-        for (k, v) in h {
-            if !v.is_null() {
-                apply(k, v)?;
-            }
-        }
-    }
-    Ok(cfg)
-}
-
-/// HNSW settings a modify request changes. Only `ef_search` changes how Quiver searches;
-/// `tunables` names further keys that are accepted and recorded (Chroma's index knobs).
-pub struct HnswChanges {
-    pub ef_search: Option<usize>,
-    /// Every accepted non-null key, as given, for the stored configuration.
-    pub given: Map<String, Value>,
-}
-
-pub fn hnsw_changes(
-    new_configuration: Option<&Map<String, Value>>,
-    tunables: &[&str],
-) -> ApiResult<HnswChanges> {
-    let mut out = HnswChanges {
-        ef_search: None,
-        given: Map::new(),
-    };
-    let Some(h) = new_configuration
-        .and_then(|c| c.get("hnsw"))
-        .filter(|h| !h.is_null())
-    else {
-        return Ok(out);
-    };
-    let Value::Object(h) = h else {
-        return Err(ApiError::invalid(
-            "Expected 'new_configuration.hnsw' to be an object",
-        ));
-    };
-    for (k, v) in h.iter().filter(|(_, v)| !v.is_null()) {
-        if k == "ef_search" {
-            out.ef_search = Some(usize_in(v, "ef_search", 1, 100_000)?);
-        } else if !tunables.contains(&k.as_str()) {
-            let mut allowed = vec!["ef_search"];
-            allowed.extend_from_slice(tunables);
-            return Err(ApiError::invalid(format!(
-                "Cannot change '{k}' of an existing collection: only {} can be modified",
-                allowed.join(", ")
-            )));
-        }
-        out.given.insert(k.clone(), v.clone());
-    }
-    Ok(out)
-}
-
-/// Collection metadata as stored: `null` values dropped, scalar values only.
-pub fn collection_metadata(
-    md: Option<Map<String, Value>>,
-) -> ApiResult<Option<Map<String, Value>>> {
-    let Some(mut md) = md else { return Ok(None) };
-    md.retain(|_, v| !v.is_null());
-    crate::store::project::check_collection_metadata(&md).map_err(ApiError::invalid)?;
-    Ok(Some(md))
 }
 
 async fn create_collection(
@@ -318,7 +184,7 @@ async fn create_collection(
     };
     let state = s.clone();
     blocking(move || {
-        let p = project(&state, &name)?;
+        let p = open_project(&state, &name)?;
         let (meta, _) = p.create_collection(meta, get_or_create)?;
         Ok(Json(
             json!({"project": name, "collection": collection_json(&p, &meta)?}),
@@ -333,7 +199,7 @@ async fn get_collection(
 ) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
-        let p = project(&state, &name)?;
+        let p = open_project(&state, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         Ok(Json(
             json!({"project": name, "collection": collection_json(&p, &meta)?}),
@@ -357,7 +223,7 @@ async fn modify_collection(
     let new_ef = hnsw_changes(new_configuration.as_ref(), &[])?.ef_search;
     let state = s.clone();
     blocking(move || {
-        let p = project(&state, &name)?;
+        let p = open_project(&state, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let updated = p.modify_collection(&meta.id, |m| {
             if let Some(n) = new_name {
@@ -383,7 +249,7 @@ async fn delete_collection(
 ) -> ApiResult<Json<Value>> {
     let state = s.clone();
     blocking(move || {
-        let p = project(&state, &name)?;
+        let p = open_project(&state, &name)?;
         p.delete_collection(DEFAULT_DATABASE, &coll)?;
         Ok(Json(json!({"project": name, "message": format!("Collection '{coll}' deleted successfully")})))
     })
@@ -401,7 +267,7 @@ async fn write(
     let body = parse::body_object(body)?;
     let records = parse::record_inputs(&body, mode == WriteMode::Add)?;
     blocking(move || {
-        let p = project(&s, &name)?;
+        let p = open_project(&s, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let out = p.write(&meta, mode, records)?;
         Ok(Json(json!({"project": name, "collection": coll, verb: out.applied, "total_count": out.total})))
@@ -433,24 +299,6 @@ async fn update(
     write(s, name, coll, body, WriteMode::Update, "updated").await
 }
 
-pub(super) fn filters(
-    body: &Map<String, Value>,
-) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
-    let w = body
-        .get("where")
-        .map(Where::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?
-        .flatten();
-    let wd = body
-        .get("where_document")
-        .map(WhereDocument::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?
-        .flatten();
-    Ok((w, wd))
-}
-
 async fn delete_records(
     State(s): State<AppState>,
     ApiPath((name, coll)): ApiPath<(String, String)>,
@@ -466,34 +314,12 @@ async fn delete_records(
         ));
     }
     blocking(move || {
-        let p = project(&s, &name)?;
+        let p = open_project(&s, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let out = p.delete_records(&meta, ids.as_deref(), w.as_ref(), wd.as_ref(), limit)?;
         Ok(Json(json!({"project": name, "collection": coll, "deleted": out.applied, "total_count": out.total})))
     })
     .await
-}
-
-fn opt_list<T>(on: bool, items: impl Iterator<Item = T>) -> Value
-where
-    T: serde::Serialize,
-{
-    if on {
-        json!(items.collect::<Vec<T>>())
-    } else {
-        Value::Null
-    }
-}
-
-pub fn get_result_json(records: &[Record], inc: Include) -> Value {
-    json!({
-        "ids": records.iter().map(|r| &r.id).collect::<Vec<_>>(),
-        "embeddings": opt_list(inc.embeddings, records.iter().map(|r| &r.embedding)),
-        "documents": opt_list(inc.documents, records.iter().map(|r| &r.document)),
-        "metadatas": opt_list(inc.metadatas, records.iter().map(|r| &r.metadata)),
-        "uris": opt_list(inc.uris, records.iter().map(|r| &r.uri)),
-        "include": inc.names(),
-    })
 }
 
 struct GetArgs {
@@ -507,7 +333,7 @@ struct GetArgs {
 
 async fn run_get(s: AppState, name: String, coll: String, a: GetArgs) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = project(&s, &name)?;
+        let p = open_project(&s, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let res = p.get_records(&meta, a.ids.as_deref(), a.where_.as_ref(), a.where_document.as_ref(), a.limit, a.offset, a.include)?;
         Ok(Json(json!({"project": name, "collection": coll, "results": get_result_json(&res.records, a.include)})))
@@ -627,7 +453,7 @@ async fn count(
     ApiPath((name, coll)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = project(&s, &name)?;
+        let p = open_project(&s, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let count = p.counters(&meta.id)?.count;
         Ok(Json(
@@ -653,7 +479,7 @@ async fn query(
     let ids = parse::opt_string_list(&body, "ids")?;
     let include = parse::include(body.get("include"), Include::QUERY_DEFAULT)?;
     blocking(move || {
-        let p = project(&s, &name)?;
+        let p = open_project(&s, &name)?;
         let meta = p.collection_meta(DEFAULT_DATABASE, &coll)?;
         let req = QueryRequest {
             embeddings: &embeddings,
@@ -667,27 +493,4 @@ async fn query(
         Ok(Json(json!({"project": name, "collection": coll, "results": query_result_json(&hits, include)})))
     })
     .await
-}
-
-pub fn query_result_json(hits: &[Vec<crate::store::query::QueryHit>], inc: Include) -> Value {
-    let per = |on: bool, f: &dyn Fn(&crate::store::query::QueryHit) -> Value| -> Value {
-        if on {
-            Value::Array(
-                hits.iter()
-                    .map(|q| Value::Array(q.iter().map(f).collect()))
-                    .collect(),
-            )
-        } else {
-            Value::Null
-        }
-    };
-    json!({
-        "ids": per(true, &|h| json!(h.record.id)),
-        "distances": per(inc.distances, &|h| json!(h.distance)),
-        "embeddings": per(inc.embeddings, &|h| json!(h.record.embedding)),
-        "documents": per(inc.documents, &|h| json!(h.record.document)),
-        "metadatas": per(inc.metadatas, &|h| json!(h.record.metadata)),
-        "uris": per(inc.uris, &|h| json!(h.record.uri)),
-        "include": inc.names(),
-    })
 }

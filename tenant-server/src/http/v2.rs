@@ -14,19 +14,18 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
+use super::collection_config::{collection_metadata, hnsw_changes, hnsw_config};
+use super::core::{blocking, filters, nanos_now};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult, Flavour};
 use super::parse;
-use super::v1::{
-    blocking, collection_metadata, filters, get_result_json, hnsw_changes, hnsw_config, nanos_now,
-    query_result_json,
-};
+use super::results::{get_result_json, query_result_json};
 use super::AppState;
 use crate::store::names::validate_name;
 use crate::store::project::CollectionMeta;
 use crate::store::query::QueryRequest;
 use crate::store::types::{HnswConfig, Include, Space};
 use crate::store::write::WriteMode;
-use crate::store::{Project, StoreError};
+use crate::store::{Project, ProjectName, StoreError};
 
 /// The largest batch the client may send in one add/update/upsert.
 pub const MAX_BATCH_SIZE: usize = 5461;
@@ -119,15 +118,9 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// Chroma's names for some error cases differ from the per-project API's.
+/// A store error in Chroma's names (see [`Flavour`]).
 fn chroma_error(e: StoreError) -> ApiError {
-    let mut err = ApiError::from(e);
-    match err.kind {
-        "UniqueConstraintError" => err.kind = "ChromaError",
-        "InvalidDimension" => err.kind = "InvalidArgumentError",
-        _ => {}
-    }
-    err
+    ApiError::from_store(e, Flavour::Chroma)
 }
 
 fn ok_empty() -> Json<Value> {
@@ -174,7 +167,8 @@ fn name_of(body: &Map<String, Value>) -> ApiResult<String> {
 }
 
 fn open_tenant(s: &AppState, tenant: &str) -> ApiResult<Arc<Project>> {
-    s.registry.project(tenant).map_err(chroma_error)
+    let name = ProjectName::new(tenant).map_err(chroma_error)?;
+    s.registry.project(&name).map_err(chroma_error)
 }
 
 async fn create_tenant(
@@ -182,8 +176,7 @@ async fn create_tenant(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
-    let name = name_of(&body)?;
-    validate_name("tenant", &name).map_err(ApiError::invalid)?;
+    let name = ProjectName::named("tenant", name_of(&body)?)?;
     blocking(move || {
         let (_, created) = s.registry.provision(&name).map_err(chroma_error)?;
         if !created {

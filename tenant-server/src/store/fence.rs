@@ -6,12 +6,12 @@
 //! a copy left behind by a move must never serve again, nor be re-created empty by a
 //! client's first access, or two servers would each hold half of the project's writes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{StoreError, StoreResult};
+use super::fsio::{now_secs, sync_dir, write_durably};
 
 pub const FENCE_FILE: &str = "FENCED";
 
@@ -58,7 +58,7 @@ impl Fence {
         Ok(Fence {
             reason: FenceReason::Moved,
             moved_to,
-            fenced_at: super::project::now_secs(),
+            fenced_at: now_secs(),
             source_sequence: None,
         })
     }
@@ -68,7 +68,7 @@ impl Fence {
         Fence {
             reason: FenceReason::Incoming,
             moved_to: None,
-            fenced_at: super::project::now_secs(),
+            fenced_at: now_secs(),
             source_sequence: Some(sequence),
         }
     }
@@ -107,23 +107,6 @@ pub fn write(root: &Path, fence: &Fence) -> StoreResult<()> {
     write_durably(&path(root), &bytes)
 }
 
-/// Replaces `file` with `bytes` so that a crash leaves the old content or the new, whole:
-/// temporary file, fsync, rename, fsync of the directory.
-pub fn write_durably(file: &Path, bytes: &[u8]) -> StoreResult<()> {
-    let dir = file
-        .parent()
-        .ok_or_else(|| StoreError::InvalidArgument("file without a directory".into()))?;
-    let mut tmp_name = file.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, file)?;
-    sync_dir(dir)
-}
-
 /// Removes the fence. Returns whether there was one.
 pub fn remove(root: &Path) -> StoreResult<bool> {
     match std::fs::remove_file(path(root)) {
@@ -134,14 +117,6 @@ pub fn remove(root: &Path) -> StoreResult<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-pub fn sync_dir(dir: &Path) -> StoreResult<()> {
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

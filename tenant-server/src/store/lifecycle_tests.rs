@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::project::CollectionMeta;
 use super::types::{HnswConfig, RecordInput};
 use super::write::WriteMode;
-use super::{ProjectState, Registry, StatsSource, StoreConfig, StoreError, DEFAULT_DATABASE};
+use super::{
+    ProjectName, ProjectState, Registry, StatsSource, StoreConfig, StoreError, DEFAULT_DATABASE,
+};
 
 fn registry(dir: &std::path::Path, max_open: usize) -> Arc<Registry> {
     let mut cfg = StoreConfig::for_workspace(dir);
@@ -59,11 +61,16 @@ fn assert_paused<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
     }
 }
 
+/// A project name the test knows to be valid.
+fn pn(name: &str) -> ProjectName {
+    ProjectName::new(name).expect("valid project name")
+}
+
 #[test]
 fn paused_project_refuses_every_write_and_serves_reads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = registry(dir.path(), 16);
-    let p = reg.project("gated").expect("project");
+    let p = reg.project(&pn("gated")).expect("project");
     let (coll, _) = p.create_collection(meta("coll"), false).expect("create");
     p.create_collection(meta("spare"), false).expect("create");
     p.write(&coll, WriteMode::Add, recs("r", 10)).expect("add");
@@ -71,11 +78,11 @@ fn paused_project_refuses_every_write_and_serves_reads() {
     let coll = p.collection_meta(DEFAULT_DATABASE, "coll").expect("meta");
 
     let paused = reg
-        .pause("gated", std::time::Duration::from_secs(60))
+        .pause(&pn("gated"), std::time::Duration::from_secs(60))
         .expect("pause");
     assert_eq!(paused.drained_writes, 0);
     assert_eq!(paused.sequence, p.latest_sequence());
-    assert!(reg.is_paused("gated"));
+    assert!(reg.is_paused(&pn("gated")));
 
     assert_paused(p.write(&coll, WriteMode::Add, recs("n", 1)), "add");
     assert_paused(p.write(&coll, WriteMode::Upsert, recs("r", 1)), "upsert");
@@ -100,7 +107,7 @@ fn paused_project_refuses_every_write_and_serves_reads() {
     );
     assert_paused(p.create_database("third_db"), "create database");
     assert_paused(p.delete_database("other_db"), "delete database");
-    assert_paused(reg.delete_project("gated"), "delete project");
+    assert_paused(reg.delete_project(&pn("gated")), "delete project");
 
     // reads, and getting an existing collection, still work
     let (existing, created) = p.create_collection(meta("coll"), true).expect("get");
@@ -113,11 +120,14 @@ fn paused_project_refuses_every_write_and_serves_reads() {
         paused.sequence,
         "something was written"
     );
-    let info = reg.project_info("gated").expect("info").expect("exists");
+    let info = reg
+        .project_info(&pn("gated"))
+        .expect("info")
+        .expect("exists");
     assert_eq!(info.state, ProjectState::Paused);
 
-    assert!(reg.resume("gated").expect("resume"));
-    assert!(!reg.resume("gated").expect("resume again"));
+    assert!(reg.resume(&pn("gated")).expect("resume"));
+    assert!(!reg.resume(&pn("gated")).expect("resume again"));
     p.write(&coll, WriteMode::Add, recs("n", 3)).expect("add");
     assert_eq!(p.counters(&coll.id).expect("counters").count, 13);
     assert!(p.latest_sequence() > paused.sequence);
@@ -127,28 +137,28 @@ fn paused_project_refuses_every_write_and_serves_reads() {
 fn pause_outlives_closing_and_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = registry(dir.path(), 1);
-    let p = reg.project("gated").expect("project");
+    let p = reg.project(&pn("gated")).expect("project");
     let (coll, _) = p.create_collection(meta("coll"), false).expect("create");
     drop(p);
-    reg.pause("gated", std::time::Duration::from_secs(60))
+    reg.pause(&pn("gated"), std::time::Duration::from_secs(60))
         .expect("pause");
 
     let r = Arc::clone(&reg);
     within("evicting and reopening a paused project", move || {
         // opening another project closes the paused one (at most one is open)
-        r.project("other").expect("other");
-        let p = r.project("gated").expect("reopen");
+        r.project(&pn("other")).expect("other");
+        let p = r.project(&pn("gated")).expect("reopen");
         assert_paused(
             p.write(&coll, WriteMode::Add, recs("x", 1)),
             "add after reopen",
         );
         drop(p);
         // and pausing a project that is being closed
-        r.project("other").expect("other");
-        r.pause("gated", std::time::Duration::from_secs(60))
+        r.project(&pn("other")).expect("other");
+        r.pause(&pn("gated"), std::time::Duration::from_secs(60))
             .expect("pause again");
-        assert!(r.resume("gated").expect("resume"));
-        let p = r.project("gated").expect("reopen");
+        assert!(r.resume(&pn("gated")).expect("resume"));
+        let p = r.project(&pn("gated")).expect("reopen");
         p.write(&coll, WriteMode::Add, recs("x", 1)).expect("add");
     });
 }
@@ -157,14 +167,14 @@ fn pause_outlives_closing_and_reopening() {
 fn fence_closes_refuses_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = registry(dir.path(), 16);
-    let p = reg.project("moved").expect("project");
+    let p = reg.project(&pn("moved")).expect("project");
     let (coll, _) = p.create_collection(meta("coll"), false).expect("create");
     p.write(&coll, WriteMode::Add, recs("r", 4)).expect("add");
     drop(p);
-    reg.project("stays").expect("project");
+    reg.project(&pn("stays")).expect("project");
 
     let to = "http://shard-2:7100".to_string();
-    let (fence, sequence) = reg.fence("moved", Some(to.clone())).expect("fence");
+    let (fence, sequence) = reg.fence(&pn("moved"), Some(to.clone())).expect("fence");
     assert!(
         sequence.is_some_and(|s| s > 0),
         "fencing the open project reports its last sequence: {sequence:?}"
@@ -180,17 +190,23 @@ fn fence_closes_refuses_and_survives_a_restart() {
         Err(other) => panic!("{what}: expected ProjectFenced, got {other}"),
         Ok(_) => panic!("{what}: expected ProjectFenced, got a success"),
     };
-    is_fenced(reg.project("moved").map(|_| ()), "open");
-    is_fenced(reg.existing_project("moved").map(|_| ()), "open existing");
-    is_fenced(reg.provision("moved").map(|_| ()), "provision");
-    is_fenced(reg.delete_project("moved").map(|_| ()), "delete");
+    is_fenced(reg.project(&pn("moved")).map(|_| ()), "open");
     is_fenced(
-        reg.pause("moved", std::time::Duration::from_secs(60))
+        reg.existing_project(&pn("moved")).map(|_| ()),
+        "open existing",
+    );
+    is_fenced(reg.provision(&pn("moved")).map(|_| ()), "provision");
+    is_fenced(reg.delete_project(&pn("moved")).map(|_| ()), "delete");
+    is_fenced(
+        reg.pause(&pn("moved"), std::time::Duration::from_secs(60))
             .map(|_| ()),
         "pause",
     );
 
-    let info = reg.project_info("moved").expect("info").expect("exists");
+    let info = reg
+        .project_info(&pn("moved"))
+        .expect("info")
+        .expect("exists");
     assert_eq!(info.state, ProjectState::Fenced);
     assert_eq!(info.stats_source, StatsSource::Saved);
     assert_eq!(info.records, Some(4));
@@ -199,7 +215,7 @@ fn fence_closes_refuses_and_survives_a_restart() {
         .list()
         .expect("list")
         .into_iter()
-        .map(|p| p.name)
+        .map(|p| p.name.to_string())
         .collect();
     assert_eq!(served, ["stays"]);
     assert_eq!(reg.list_projects().expect("list").len(), 2);
@@ -208,10 +224,10 @@ fn fence_closes_refuses_and_survives_a_restart() {
     reg.close_all();
     drop(reg);
     let reg = registry(dir.path(), 16);
-    is_fenced(reg.project("moved").map(|_| ()), "open after restart");
-    assert!(reg.unfence("moved").expect("unfence"));
-    assert!(!reg.unfence("moved").expect("unfence again"));
-    let p = reg.project("moved").expect("open after unfence");
+    is_fenced(reg.project(&pn("moved")).map(|_| ()), "open after restart");
+    assert!(reg.unfence(&pn("moved")).expect("unfence"));
+    assert!(!reg.unfence(&pn("moved")).expect("unfence again"));
+    let p = reg.project(&pn("moved")).expect("open after unfence");
     assert_eq!(p.counters(&coll.id).expect("counters").count, 4);
 }
 
@@ -225,26 +241,29 @@ fn admin_access_never_creates_projects() {
             "{what}: {r:?}"
         );
     };
-    not_found(reg.existing_project("ghost").map(|_| ()), "open existing");
     not_found(
-        reg.pause("ghost", std::time::Duration::from_secs(60))
+        reg.existing_project(&pn("ghost")).map(|_| ()),
+        "open existing",
+    );
+    not_found(
+        reg.pause(&pn("ghost"), std::time::Duration::from_secs(60))
             .map(|_| ()),
         "pause",
     );
-    not_found(reg.resume("ghost").map(|_| ()), "resume");
-    not_found(reg.fence("ghost", None).map(|_| ()), "fence");
-    not_found(reg.unfence("ghost").map(|_| ()), "unfence");
-    assert_eq!(reg.project_info("ghost").expect("info"), None);
-    assert!(!reg.purge_project("ghost").expect("purge"));
-    assert!(!reg.is_paused("ghost"), "a failed pause stays paused");
+    not_found(reg.resume(&pn("ghost")).map(|_| ()), "resume");
+    not_found(reg.fence(&pn("ghost"), None).map(|_| ()), "fence");
+    not_found(reg.unfence(&pn("ghost")).map(|_| ()), "unfence");
+    assert_eq!(reg.project_info(&pn("ghost")).expect("info"), None);
+    assert!(!reg.purge_project(&pn("ghost")).expect("purge"));
+    assert!(!reg.is_paused(&pn("ghost")), "a failed pause stays paused");
     assert!(!dir.path().join("ghost").exists());
 
-    let (_, created) = reg.provision("ghost").expect("provision");
+    let (_, created) = reg.provision(&pn("ghost")).expect("provision");
     assert!(created);
-    let (_, created) = reg.provision("ghost").expect("provision again");
+    let (_, created) = reg.provision(&pn("ghost")).expect("provision again");
     assert!(!created);
     assert!(matches!(
-        reg.project_info("../etc"),
+        ProjectName::new("../etc"),
         Err(StoreError::InvalidArgument(_))
     ));
 }
@@ -253,15 +272,15 @@ fn admin_access_never_creates_projects() {
 fn purge_deletes_paused_and_fenced_projects_and_forgets_the_pause() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = registry(dir.path(), 16);
-    reg.project("paused-one").expect("project");
-    reg.pause("paused-one", std::time::Duration::from_secs(60))
+    reg.project(&pn("paused-one")).expect("project");
+    reg.pause(&pn("paused-one"), std::time::Duration::from_secs(60))
         .expect("pause");
-    assert!(reg.purge_project("paused-one").expect("purge"));
-    assert!(!reg.is_paused("paused-one"));
-    reg.project("fenced-one").expect("project");
-    reg.fence("fenced-one", None).expect("fence");
-    assert!(reg.purge_project("fenced-one").expect("purge"));
+    assert!(reg.purge_project(&pn("paused-one")).expect("purge"));
+    assert!(!reg.is_paused(&pn("paused-one")));
+    reg.project(&pn("fenced-one")).expect("project");
+    reg.fence(&pn("fenced-one"), None).expect("fence");
+    assert!(reg.purge_project(&pn("fenced-one")).expect("purge"));
     assert!(!dir.path().join("fenced-one").exists());
     // the name is free again
-    reg.project("fenced-one").expect("re-created");
+    reg.project(&pn("fenced-one")).expect("re-created");
 }

@@ -15,12 +15,14 @@ use uuid::Uuid;
 
 use super::collection::{Collection, ServingState, VectorSet};
 use super::error::{StoreError, StoreResult};
+use super::fsio::{self, dir_size, json_bytes, now_secs};
 use super::gate::{WriteGates, WritePermit};
 use super::graph::Graph;
 use super::indexer::{self, Indexer};
 use super::keys::{self, Counters};
+use super::layout::STATS_FILE;
 use super::quota::{self, Quotas};
-use super::registry::SharedResources;
+use super::resources::SharedResources;
 use super::types::HnswConfig;
 
 pub const DEFAULT_DATABASE: &str = "default_database";
@@ -87,13 +89,6 @@ pub struct Project {
 /// How long a measured size on disk serves byte-quota checks.
 const DISK_SIZE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Project {
     /// Opens (creating if needed) the project whose store lives under `root`
     /// (`<workspace>/<project>/<knowledge-graph>`).
@@ -108,7 +103,7 @@ impl Project {
         let opts = shared.db_options();
         let cfs: Vec<ColumnFamilyDescriptor> = keys::COLUMN_FAMILIES
             .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options(n)))
+            .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options()))
             .collect();
         let db = DB::open_cf_descriptors(&opts, root.join("db"), cfs)?;
         let quotas = quota::read(root)?;
@@ -531,7 +526,7 @@ impl Project {
         std::fs::create_dir_all(dest)?;
         let index = self.root.join("index");
         if index.is_dir() {
-            super::transfer::copy_dir(&index, dest)?;
+            fsio::copy_dir(&index, dest)?;
         }
         Ok(())
     }
@@ -585,36 +580,11 @@ impl Project {
         }
         match self.stats() {
             Ok(stats) => {
-                let _ = std::fs::write(
-                    self.root.join(super::registry::STATS_FILE),
-                    json_bytes(&stats),
-                );
+                let _ = std::fs::write(self.root.join(STATS_FILE), json_bytes(&stats));
             }
             Err(e) => tracing::warn!(project = %self.name, "cannot compute stats: {e}"),
         }
     }
-}
-
-pub fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-pub fn dir_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&p) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 impl Project {

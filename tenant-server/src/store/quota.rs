@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{StoreError, StoreResult};
-use super::fence::write_durably;
+use super::fsio::write_durably;
 
 pub const QUOTAS_FILE: &str = "QUOTAS";
 

@@ -11,7 +11,7 @@ use super::project::CollectionMeta;
 use super::query::{QueryRequest, Strategy};
 use super::types::{HnswConfig, Include, MetaValue, RecordInput, Scalar, Space};
 use super::write::WriteMode;
-use super::{Project, Registry, StoreConfig, DEFAULT_DATABASE};
+use super::{Project, ProjectName, Registry, StoreConfig, DEFAULT_DATABASE};
 
 fn registry(dir: &std::path::Path) -> Arc<Registry> {
     Registry::new(StoreConfig::for_workspace(dir)).expect("registry")
@@ -95,11 +95,16 @@ fn record(i: usize, rng: &mut Lcg, dim: usize) -> RecordInput {
     }
 }
 
+/// A project name the test knows to be valid.
+fn pn(name: &str) -> ProjectName {
+    ProjectName::new(name).expect("valid project name")
+}
+
 #[test]
 fn index_planner_agrees_with_filter_evaluator() {
     let dir = tempfile::tempdir().unwrap();
     let reg = registry(dir.path());
-    let p = reg.project("planner").unwrap();
+    let p = reg.project(&pn("planner")).unwrap();
     let meta = new_collection(&p, "c1", Space::L2);
     let mut rng = Lcg(7);
     let records: Vec<RecordInput> = (0..600).map(|i| record(i, &mut rng, 4)).collect();
@@ -208,7 +213,7 @@ fn index_planner_agrees_with_filter_evaluator() {
 fn writes_are_atomic_and_follow_chroma_rules() {
     let dir = tempfile::tempdir().unwrap();
     let reg = registry(dir.path());
-    let p = reg.project("rules").unwrap();
+    let p = reg.project(&pn("rules")).unwrap();
     let meta = new_collection(&p, "c1", Space::L2);
     let mut rng = Lcg(1);
     let out = p
@@ -320,7 +325,7 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
     let meta;
     {
         let reg = registry(dir.path());
-        let p = reg.project("graphs").unwrap();
+        let p = reg.project(&pn("graphs")).unwrap();
         meta = new_collection(&p, "c1", Space::Cosine);
         let mut rng = Lcg(3);
         p.write(
@@ -341,7 +346,7 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
         .join("manifest.json")
         .exists());
     let reg = registry(dir.path());
-    let p = reg.project("graphs").unwrap();
+    let p = reg.project(&pn("graphs")).unwrap();
     let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
     let coll = p.collection(&meta).unwrap();
     // the saved graph loads in the background; queries scan exactly until it is in
@@ -404,42 +409,6 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
     }
 }
 
-/// Not an assertion of speed: prints what reopening a small project costs (run with
-/// `--ignored --nocapture` when tuning RocksDB options).
-#[test]
-#[ignore]
-fn print_project_reopen_cost() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = registry(dir.path());
-    let names: Vec<String> = (0..50).map(|i| format!("proj-{i}")).collect();
-    let mut rng = Lcg(9);
-    for n in &names {
-        let p = reg.project(n).unwrap();
-        let meta = new_collection(&p, "c", Space::L2);
-        p.write(
-            &meta,
-            WriteMode::Add,
-            (0..20).map(|i| record(i, &mut rng, 16)).collect(),
-        )
-        .unwrap();
-    }
-    reg.close_all();
-    let start = Instant::now();
-    for n in &names {
-        let p = reg.project(n).unwrap();
-        let meta = p.collection_meta(DEFAULT_DATABASE, "c").unwrap();
-        p.collection(&meta).unwrap();
-    }
-    let open = start.elapsed();
-    let start = Instant::now();
-    reg.close_all();
-    println!(
-        "open+load {:?}/project, close {:?}/project",
-        open / 50,
-        start.elapsed() / 50
-    );
-}
-
 #[test]
 fn new_embeddings_keep_record_order_and_are_found_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -464,7 +433,7 @@ fn new_embeddings_keep_record_order_and_are_found_across_reopen() {
     };
     {
         let reg = registry(dir.path());
-        let p = reg.project("order").unwrap();
+        let p = reg.project(&pn("order")).unwrap();
         let meta = new_collection(&p, "c1", Space::L2);
         let mut rng = Lcg(5);
         p.write(
@@ -488,7 +457,7 @@ fn new_embeddings_keep_record_order_and_are_found_across_reopen() {
         reg.close_all();
     }
     let reg = registry(dir.path());
-    let p = reg.project("order").unwrap();
+    let p = reg.project(&pn("order")).unwrap();
     let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
     // order of get is the order records were first written, updates included
     let all = p
@@ -519,7 +488,7 @@ fn new_embeddings_keep_record_order_and_are_found_across_reopen() {
 fn cached_filter_results_follow_writes() {
     let dir = tempfile::tempdir().unwrap();
     let reg = registry(dir.path());
-    let p = reg.project("cache").unwrap();
+    let p = reg.project(&pn("cache")).unwrap();
     let meta = new_collection(&p, "c1", Space::L2);
     let tagged = |id: &str, tag: Option<&str>| {
         let mut md = std::collections::BTreeMap::new();

@@ -16,7 +16,9 @@ use rocksdb::{ColumnFamilyDescriptor, WriteBatch, WriteOptions, DB};
 
 use super::error::{StoreError, StoreResult};
 use super::fence::{self, Fence};
+use super::fsio::{self, sync_tree};
 use super::keys;
+use super::names::ProjectName;
 use super::quota::QUOTAS_FILE;
 use super::registry::Registry;
 
@@ -177,35 +179,6 @@ fn allowed_entry(path: &Path) -> bool {
     first == "db" || first == "index" || path == Path::new(QUOTAS_FILE)
 }
 
-/// Fsyncs every file and directory under `dir`.
-fn sync_tree(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_tree(&entry.path())?;
-        } else if kind.is_file() {
-            std::fs::File::open(entry.path())?.sync_all()?;
-        }
-    }
-    std::fs::File::open(dir)?.sync_all()
-}
-
-pub(super) fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
 impl Registry {
     fn staging_dir(&self) -> PathBuf {
         self.config
@@ -225,7 +198,7 @@ impl Registry {
     }
 
     /// A consistent snapshot of the project, taken while it keeps serving.
-    pub fn export_snapshot(self: &Arc<Self>, name: &str) -> StoreResult<Snapshot> {
+    pub fn export_snapshot(self: &Arc<Self>, name: &ProjectName) -> StoreResult<Snapshot> {
         let project = self.existing_project(name)?;
         let dir = self.staging_dir();
         std::fs::create_dir_all(&dir)?;
@@ -249,11 +222,10 @@ impl Registry {
     /// project is refused, unless it is itself an incoming copy (a retried move).
     pub fn import_snapshot<R: Read>(
         self: &Arc<Self>,
-        name: &str,
+        name: &ProjectName,
         source_sequence: u64,
         tar: R,
     ) -> StoreResult<()> {
-        super::names::validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         if let Some(existing) = fence::read(&self.project_root_of(name))? {
             if !existing.is_incoming() {
                 return Err(StoreError::ProjectExists(name.to_string()));
@@ -339,12 +311,12 @@ impl Registry {
                 None if root.is_dir() => return Err(StoreError::ProjectExists(name.to_string())),
                 None => {}
             }
-            self.prepare_dir(name)?;
+            self.layout.prepare(name)?;
             // prepare_dir made the (empty) store directory: the staged one takes its place
             std::fs::remove_dir(root)?;
             std::fs::rename(&stage, root)?;
             if let Some(parent) = root.parent() {
-                fence::sync_dir(parent)?;
+                fsio::sync_dir(parent)?;
             }
             Ok(())
         })?;
@@ -358,7 +330,7 @@ impl Registry {
     /// [`StoreError::ChangesUnavailable`] before anything is written.
     pub fn changes_since(
         self: &Arc<Self>,
-        name: &str,
+        name: &ProjectName,
         since: u64,
         on_start: impl FnOnce(u64),
         sink: &mut dyn FnMut(Frame) -> std::io::Result<()>,
@@ -381,10 +353,9 @@ impl Registry {
     /// but the recorded sequence moves only with a complete stream.
     pub fn apply_changes<R: Read>(
         self: &Arc<Self>,
-        name: &str,
+        name: &ProjectName,
         mut input: R,
     ) -> StoreResult<Applied> {
-        super::names::validate_name("project", name).map_err(StoreError::InvalidArgument)?;
         self.with_exclusive(name, |root| {
             let mut fence = match fence::read(root)? {
                 Some(f) if f.is_incoming() => f,
@@ -473,7 +444,7 @@ impl Registry {
         opts.create_missing_column_families(false);
         let cfs: Vec<ColumnFamilyDescriptor> = keys::COLUMN_FAMILIES
             .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options(n)))
+            .map(|n| ColumnFamilyDescriptor::new(*n, shared.cf_options()))
             .collect();
         Ok(DB::open_cf_descriptors(&opts, root.join("db"), cfs)?)
     }

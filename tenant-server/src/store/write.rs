@@ -10,8 +10,9 @@ use rocksdb::WriteBatch;
 use super::collection::{Collection, VectorSet};
 use super::error::{StoreError, StoreResult};
 use super::filter::{Where, WhereDocument};
+use super::fsio::json_bytes;
 use super::keys::{self, StoredRecord};
-use super::project::{json_bytes, CollectionMeta, Project};
+use super::project::{CollectionMeta, Project};
 use super::types::{MetaValue, Metadata, RecordInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
