@@ -95,7 +95,7 @@ impl Cluster {
             .expect("tempdir");
         let mut shards = Vec::new();
         for ordinal in 0..3 {
-            shards.push(Shard::start(ordinal, dir.path()).await);
+            shards.push(start_shard(ordinal, dir.path()).await);
         }
         let path: PathBuf = dir.path().join("placement.json");
         let store = FileStore::new(&path);
@@ -109,7 +109,7 @@ impl Cluster {
         load_or_init(&store, &initial)
             .await
             .expect("publish the first table");
-        let router = RouterProc::start(
+        let router = start_router(
             &[
                 "--placement-file".to_string(),
                 path.display().to_string(),
@@ -121,7 +121,7 @@ impl Cluster {
             dir.path(),
         )
         .await;
-        let http = Http::new(router.url(""));
+        let http = http(router.url(""));
         let ctx = MoveContext::new(http_client(), None, move_config(), None);
         let projects: Vec<String> = (0..PROJECTS).map(|i| format!("{prefix}-{i:02}")).collect();
         let acked = Acked::default();
@@ -882,7 +882,7 @@ impl Pair {
             .expect("tempdir");
         let mut shards = Vec::new();
         for ordinal in 0..2 {
-            shards.push(Shard::start(ordinal, dir.path()).await);
+            shards.push(start_shard(ordinal, dir.path()).await);
         }
         let store = FileStore::new(dir.path().join("placement.json"));
         let initial = PlacementTable {
@@ -1086,7 +1086,7 @@ async fn a_re_created_source_is_copied_again_not_replayed() {
 
     // the client deletes the project on A and creates it again, writing more than before
     let r = a
-        .send(reqwest::Method::DELETE, &format!("/api/v1/{p}"), None)
+        .send(reqwest::Method::DELETE, &format!("/api/v1/{p}"), None, &[])
         .await;
     r.ok();
     assert!(

@@ -132,7 +132,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::placement_store::mock_api::pair;
+    use quiver_testkit::kube_mock::pair;
 
     const ITEM: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant";
     const SCALE: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant/scale";

@@ -10,9 +10,9 @@ use prometheus::Registry;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::placement_store::mock_api::{pair, MockApi};
 use crate::placement_store::FileStore;
 use crate::plan::ShardLoad;
+use quiver_testkit::kube_mock::{pair, MockApi};
 
 const ITEM: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant";
 const SCALE: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant/scale";
