@@ -202,20 +202,16 @@ impl Cluster {
     /// Waits until the router has the table now in the file.
     async fn wait_router_table(&self) {
         let epoch = self.table().await.epoch;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self.http.get("/placement").await;
-            if r.status == 200 && r.body["epoch"].as_u64() == Some(epoch) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "router did not load epoch {epoch}: {} {}",
-                r.status,
-                r.text
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let waiting_for = format!("router loading epoch {epoch}");
+        self.http
+            .poll_get(
+                "/placement",
+                Duration::from_secs(10),
+                Duration::from_millis(20),
+                &waiting_for,
+                |r| (r.status == 200 && r.body["epoch"].as_u64() == Some(epoch)).then_some(()),
+            )
+            .await;
     }
 
     /// The exactly-once invariant and the one-copy invariant, against the final table:

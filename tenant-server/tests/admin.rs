@@ -98,7 +98,8 @@ async fn admin_token_is_required_when_set() {
         .await
         .chroma_err(401, "Unauthorized");
     let basic = s
-        .request_with(
+        .http()
+        .send(
             Method::GET,
             "/admin/v1/stats",
             None,
@@ -124,7 +125,8 @@ async fn admin_token_is_required_when_set() {
     admin.get("/projects").await.ok_object();
     admin.get("/stats").await.ok_object();
     let lower = s
-        .request_with(
+        .http()
+        .send(
             Method::GET,
             "/admin/v1/stats",
             None,

@@ -237,38 +237,23 @@ impl Http {
         self
     }
 
-    /// Sends `method path` with `headers` and, when given, a JSON `body`.
-    pub async fn try_send(
+    /// `method path` with `headers`, to be sent.
+    fn request(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
-    ) -> Result<Resp, reqwest::Error> {
+    ) -> reqwest::RequestBuilder {
         let mut rb = self.client.request(method, format!("{}{path}", self.base));
         for (k, v) in headers {
             rb = rb.header(*k, *v);
         }
-        if let Some(b) = body {
-            rb = rb.header("content-type", "application/json").body(b);
-        }
-        let started = Instant::now();
-        let r = rb.send().await?;
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let elapsed = started.elapsed();
-        Ok(Resp {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-            elapsed,
-        })
+        rb
     }
 
-    /// [`Http::try_send`]; a request without an answer is handled as the client was built
-    /// (a panic, or status 0 for a [`tolerant`](Http::tolerant) one).
+    /// Sends `method path` with `headers` and, when given, a JSON `body`. A request
+    /// without an answer is handled as the client was built (a panic, or status 0 for a
+    /// [`tolerant`](Http::tolerant) one).
     pub async fn send(
         &self,
         method: Method,
@@ -276,8 +261,25 @@ impl Http {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        let mut rb = self.request(method.clone(), path, headers);
+        if let Some(b) = body {
+            rb = rb.header("content-type", "application/json").body(b);
+        }
         let started = Instant::now();
-        match self.try_send(method.clone(), path, body, headers).await {
+        let exchange = async {
+            let r = rb.send().await?;
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            let text = r.text().await.unwrap_or_default();
+            Ok::<_, reqwest::Error>(Resp {
+                status,
+                headers,
+                body: serde_json::from_str(&text).unwrap_or(Value::Null),
+                text,
+                elapsed: started.elapsed(),
+            })
+        };
+        match exchange.await {
             Ok(r) => r,
             Err(e) => self.transport_error(&method, path, e, started),
         }
@@ -340,6 +342,33 @@ impl Http {
             .await
     }
 
+    /// Polls `GET path` every `every` until `done` makes something of an answer, and
+    /// returns that; panics after `within`, saying what it waited for (`waiting_for`) and
+    /// what the last answer was.
+    pub async fn poll_get<T>(
+        &self,
+        path: &str,
+        within: Duration,
+        every: Duration,
+        waiting_for: &str,
+        mut done: impl FnMut(&Resp) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.get(path).await;
+            if let Some(t) = done(&r) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting_for}: not within {within:?}; GET {path}: {} {}",
+                r.status,
+                r.text
+            );
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// Sends `method path` with `headers` and, when given, a binary `body` of
     /// `content_type`, and keeps the answer's bytes (snapshots, change streams). A request
     /// without an answer is handled as in [`Http::send`]; a body cut short is reported in
@@ -351,12 +380,7 @@ impl Http {
         body: Option<(Vec<u8>, &str)>,
         headers: &[(&str, &str)],
     ) -> Binary {
-        let mut rb = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.base));
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
+        let mut rb = self.request(method.clone(), path, headers);
         if let Some((b, content_type)) = body {
             rb = rb.header("content-type", content_type).body(b);
         }

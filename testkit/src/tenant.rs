@@ -332,19 +332,9 @@ impl TenantServer {
         }
     }
 
+    /// A request with a JSON `body` or none (for headers: `self.http().send(…)`).
     pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Resp {
         self.http().send(method, path, body, &[]).await
-    }
-
-    /// A request with extra headers (such as `authorization`).
-    pub async fn request_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        self.http().send(method, path, body, headers).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {

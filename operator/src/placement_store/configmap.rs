@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
@@ -14,7 +13,7 @@ use kube::Api;
 use quiver_placement::protocol::CONFIGMAP_KEY;
 use quiver_placement::PlacementTable;
 
-use super::{validated, PlacementStore, PlacementStoreError, Versioned};
+use super::{validated, PlacementStoreError, Versioned};
 
 /// The placement table as key [`CONFIGMAP_KEY`] of one ConfigMap.
 pub struct ConfigMapStore {
@@ -28,6 +27,11 @@ pub struct ConfigMapStore {
 }
 
 impl ConfigMapStore {
+    /// Where the table lives, for logs and errors ([`describe`](super::PlacementStore::describe)).
+    fn name(&self) -> String {
+        self.store.clone()
+    }
+
     pub fn new(api: Api<ConfigMap>, namespace: &str, name: &str) -> ConfigMapStore {
         ConfigMapStore {
             api,
@@ -168,23 +172,7 @@ impl ConfigMapStore {
     }
 }
 
-impl PlacementStore for ConfigMapStore {
-    fn load(&self) -> BoxFuture<'_, Result<Versioned, PlacementStoreError>> {
-        Box::pin(self.load_inner())
-    }
-
-    fn save<'a>(
-        &'a self,
-        table: &'a PlacementTable,
-        expected_version: &'a str,
-    ) -> BoxFuture<'a, Result<String, PlacementStoreError>> {
-        Box::pin(self.save_inner(table, expected_version))
-    }
-
-    fn describe(&self) -> String {
-        self.store.clone()
-    }
-}
+boxed_placement_store!(ConfigMapStore);
 
 #[cfg(test)]
 mod tests {
@@ -195,7 +183,7 @@ mod tests {
 
     use super::*;
     use crate::placement_store::test_support::table;
-    use crate::placement_store::{load_or_init, update, Versioned};
+    use crate::placement_store::{load_or_init, update, PlacementStore, Versioned};
 
     const ITEM: &str = "/api/v1/namespaces/ns/configmaps/quiver-placement";
     const COLLECTION: &str = "/api/v1/namespaces/ns/configmaps";

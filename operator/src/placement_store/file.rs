@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use futures_util::future::BoxFuture;
 use quiver_placement::PlacementTable;
 use rand::Rng;
 
@@ -24,6 +23,11 @@ pub struct FileStore {
 }
 
 impl FileStore {
+    /// Where the table lives, for logs and errors ([`describe`](PlacementStore::describe)).
+    fn name(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
     pub fn new(path: impl Into<PathBuf>) -> FileStore {
         FileStore { path: path.into() }
     }
@@ -136,23 +140,7 @@ impl FileStore {
     }
 }
 
-impl PlacementStore for FileStore {
-    fn load(&self) -> BoxFuture<'_, Result<Versioned, PlacementStoreError>> {
-        Box::pin(self.load_inner())
-    }
-
-    fn save<'a>(
-        &'a self,
-        table: &'a PlacementTable,
-        expected_version: &'a str,
-    ) -> BoxFuture<'a, Result<String, PlacementStoreError>> {
-        Box::pin(self.save_inner(table, expected_version))
-    }
-
-    fn describe(&self) -> String {
-        format!("file {}", self.path.display())
-    }
-}
+boxed_placement_store!(FileStore);
 
 #[cfg(test)]
 mod tests {

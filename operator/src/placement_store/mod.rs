@@ -18,6 +18,41 @@ use futures_util::future::BoxFuture;
 use quiver_placement::{PlacementError, PlacementTable};
 use rand::Rng;
 
+/// Implements the object-safe [`PlacementStore`] for a store type by boxing the futures
+/// of its inherent `load_inner` and `save_inner`; `describe` is its inherent `name`.
+macro_rules! boxed_placement_store {
+    ($store:ty) => {
+        impl $crate::placement_store::PlacementStore for $store {
+            fn load(
+                &self,
+            ) -> futures_util::future::BoxFuture<
+                '_,
+                Result<
+                    $crate::placement_store::Versioned,
+                    $crate::placement_store::PlacementStoreError,
+                >,
+            > {
+                Box::pin(self.load_inner())
+            }
+
+            fn save<'a>(
+                &'a self,
+                table: &'a quiver_placement::PlacementTable,
+                expected_version: &'a str,
+            ) -> futures_util::future::BoxFuture<
+                'a,
+                Result<String, $crate::placement_store::PlacementStoreError>,
+            > {
+                Box::pin(self.save_inner(table, expected_version))
+            }
+
+            fn describe(&self) -> String {
+                self.name()
+            }
+        }
+    };
+}
+
 mod configmap;
 mod file;
 

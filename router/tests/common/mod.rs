@@ -7,7 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quiver_placement::PlacementTable;
 pub use quiver_testkit::http::{Http, Resp, REQUEST_TIMEOUT};
@@ -141,43 +141,31 @@ impl Cluster {
 
     /// Polls `GET /placement` until its epoch is `epoch`; panics after `within`.
     pub async fn wait_for_epoch(&self, epoch: u64, within: Duration) -> PlacementTable {
-        let deadline = Instant::now() + within;
-        loop {
-            let r = self.http.get("/placement").await;
-            if r.status == 200 {
-                let t = PlacementTable::from_json(&r.text).expect("GET /placement is a table");
-                if t.epoch == epoch {
-                    return t;
+        let waiting_for = format!("epoch {epoch} in force");
+        self.http
+            .poll_get("/placement", within, POLL, &waiting_for, |r| {
+                if r.status != 200 {
+                    return None;
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "epoch {epoch} not in force within {within:?}; GET /placement: {} {}",
-                r.status,
-                r.text
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                let t = PlacementTable::from_json(&r.text).expect("GET /placement is a table");
+                (t.epoch == epoch).then_some(t)
+            })
+            .await
     }
 
     /// Polls `GET /readyz` until it answers `status`; panics after `within`.
     pub async fn wait_for_readyz(&self, status: u16, within: Duration) -> Resp {
-        let deadline = Instant::now() + within;
-        loop {
-            let r = self.http.get("/readyz").await;
-            if r.status == status {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/readyz did not turn {status} within {within:?}: {} {}",
-                r.status,
-                r.text
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let waiting_for = format!("/readyz turning {status}");
+        self.http
+            .poll_get("/readyz", within, POLL, &waiting_for, |r| {
+                (r.status == status).then(|| r.clone())
+            })
+            .await
     }
 }
+
+/// How often the cluster's waits poll.
+const POLL: Duration = Duration::from_millis(50);
 
 fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("json.tmp");

@@ -262,7 +262,8 @@ impl<'a> Admin<'a> {
         let auth = self.authorization();
         let body = body.map(|b| serde_json::to_vec(b).expect("json"));
         self.s
-            .request_with(method, &format!("/admin/v1{path}"), body, &auth.headers())
+            .http()
+            .send(method, &format!("/admin/v1{path}"), body, &auth.headers())
             .await
     }
 
