@@ -316,46 +316,39 @@ impl Harness {
 
     /// The finalizer being added (a JSON patch that first checks there are none).
     async fn expect_finalizer_added(&mut self, obj: &Obj) {
-        let seen = self
-            .expect(Method::PATCH, &format!("{PROJECTS}/{}", obj.name))
-            .await;
-        assert_eq!(
-            seen.content_type.as_deref(),
-            Some("application/json-patch+json")
-        );
-        assert_eq!(
-            seen.body,
-            json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": null},
-                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-            ])
-        );
         let mut with = obj.json();
         with["metadata"]["finalizers"] = json!([FINALIZER]);
-        seen.respond(200, &with);
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]);
+        self.expect_finalizer_patch(obj, patch, with).await;
     }
 
     async fn expect_finalizer_removed(&mut self, obj: &Obj) {
-        let seen = self
-            .expect(Method::PATCH, &format!("{PROJECTS}/{}", obj.name))
-            .await;
-        assert_eq!(
-            seen.content_type.as_deref(),
-            Some("application/json-patch+json")
-        );
-        assert_eq!(
-            seen.body,
-            json!([
-                {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
-                {"op": "remove", "path": "/metadata/finalizers/0"},
-            ])
-        );
         let mut without = obj.json();
         without["metadata"]
             .as_object_mut()
             .unwrap()
             .remove("finalizers");
-        seen.respond(200, &without);
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/0"},
+        ]);
+        self.expect_finalizer_patch(obj, patch, without).await;
+    }
+
+    /// A JSON patch of `obj`'s finalizers, which must be `patch`; answered with `answer`.
+    async fn expect_finalizer_patch(&mut self, obj: &Obj, patch: Value, answer: Value) {
+        let seen = self
+            .expect(Method::PATCH, &format!("{PROJECTS}/{}", obj.name))
+            .await;
+        assert_eq!(
+            seen.content_type.as_deref(),
+            Some("application/json-patch+json")
+        );
+        assert_eq!(seen.body, patch);
+        seen.respond(200, &answer);
     }
 
     /// A server-side apply of the status by the operator's field manager; returns the
