@@ -1,22 +1,21 @@
-//! Starting and stopping a tenant server, and reading its memory use.
+//! Starting and stopping a tenant server, and reading its memory use. The processes are
+//! the test kit's ([`quiver_testkit::process`]): output in a log file, SIGKILLed if the
+//! bench dies.
 
-use std::fs::File;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use quiver_client::QuiverClient;
+use quiver_testkit::process::{log_tail_lines, try_free_port, NotReady, Proc, Stopped};
 
 /// A `quiver-tenant-server` (or a real Chroma) started by the bench on a temporary
 /// workspace; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct SpawnedServer {
-    child: Option<Child>,
+    proc_: Proc,
     url: String,
-    log_path: PathBuf,
     // Kept so that the workspace lives as long as the server; removed on drop.
     _dir: tempfile::TempDir,
 }
@@ -29,14 +28,8 @@ impl SpawnedServer {
         let workspace = dir.path().join("workspace");
         std::fs::create_dir(&workspace)?;
         let port = free_port()?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--workspace")
-            .arg(&workspace)
-            .args(extra_args);
+        let mut cmd = listening(binary, port);
+        cmd.arg("--workspace").arg(&workspace).args(extra_args);
         Self::launch(cmd, binary, port, dir)
     }
 
@@ -44,29 +37,14 @@ impl SpawnedServer {
     pub fn start_router_args(binary: &Path, args: &[String]) -> anyhow::Result<Self> {
         let dir = temp_dir("quiver-bench-router-")?;
         let port = free_port()?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .env("RUST_LOG", "warn");
+        let mut cmd = listening(binary, port);
+        cmd.args(args).env("RUST_LOG", "warn");
         Self::launch(cmd, binary, port, dir)
     }
 
     /// Starts `quiver-router --host 127.0.0.1 --port P --shard SHARD` on a free port.
     pub fn start_router(binary: &Path, shard: &str) -> anyhow::Result<Self> {
-        let dir = temp_dir("quiver-bench-router-")?;
-        let port = free_port()?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--shard")
-            .arg(shard)
-            .env("RUST_LOG", "warn");
-        Self::launch(cmd, binary, port, dir)
+        Self::start_router_args(binary, &["--shard".to_string(), shard.to_string()])
     }
 
     /// Starts real Chroma, `binary run DIR/chroma.yaml`, with a config file that puts its
@@ -85,23 +63,19 @@ impl SpawnedServer {
     }
 
     fn launch(
-        mut cmd: Command,
+        cmd: Command,
         binary: &Path,
         port: u16,
         dir: tempfile::TempDir,
     ) -> anyhow::Result<Self> {
         let log_path = dir.path().join("server.log");
-        let log = File::create(&log_path)?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
+        let mut proc_ = Proc::spawn(binary.display().to_string(), cmd, &log_path)
             .with_context(|| format!("starting {}", binary.display()))?;
+        // the bench reports a failed start itself (with the tail), and does not panic
+        proc_.set_tail_on_panic(false);
         Ok(SpawnedServer {
-            child: Some(child),
+            proc_,
             url: format!("http://127.0.0.1:{port}"),
-            log_path,
             _dir: dir,
         })
     }
@@ -113,7 +87,7 @@ impl SpawnedServer {
 
     /// The server's pid.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.proc_.pid().unwrap_or(0)
     }
 
     /// Polls `/api/v1/heartbeat` until it answers, the server exits, or `timeout` passes.
@@ -137,60 +111,36 @@ impl SpawnedServer {
         F: Fn() -> Fut,
         Fut: Future<Output = bool>,
     {
-        let start = Instant::now();
-        loop {
-            if probe().await {
-                return Ok(start.elapsed());
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "the server exited with {status} before answering:\n{}",
-                        self.log_tail(30)
-                    );
-                }
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "the server did not answer within {timeout:?}:\n{}",
-                    self.log_tail(30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        match self
+            .proc_
+            .wait_ready(probe, timeout, Duration::from_millis(100))
+            .await
+        {
+            Ok(took) => Ok(took),
+            Err(NotReady::Exited(status)) => bail!(
+                "the server exited with {status} before answering:\n{}",
+                self.log_tail(30)
+            ),
+            Err(NotReady::TimedOut) => bail!(
+                "the server did not answer within {timeout:?}:\n{}",
+                self.log_tail(30)
+            ),
         }
     }
 
     /// The last `n` lines of the server's output.
     pub fn log_tail(&self, n: usize) -> String {
-        let Ok(f) = File::open(&self.log_path) else {
-            return String::new();
-        };
-        let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        log_tail_lines(self.proc_.log_path(), n)
     }
 
     /// Sends SIGTERM, waits up to `grace`, then kills. Returns how the server ended.
     pub fn stop(&mut self, grace: Duration) -> String {
-        let Some(mut child) = self.child.take() else {
-            return "not running".to_owned();
-        };
-        if let Ok(Some(status)) = child.try_wait() {
-            return format!("had already exited ({status})");
+        match self.proc_.terminate_blocking(grace) {
+            Stopped::NotRunning => "not running".to_owned(),
+            Stopped::AlreadyExited(status) => format!("had already exited ({status})"),
+            Stopped::Exited(status) => format!("stopped by SIGTERM ({status})"),
+            Stopped::Killed => format!("killed after {grace:?} without exiting on SIGTERM"),
         }
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return format!("stopped by SIGTERM ({status})");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        format!("killed after {grace:?} without exiting on SIGTERM")
     }
 }
 
@@ -198,6 +148,16 @@ impl Drop for SpawnedServer {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
+}
+
+/// `binary --host 127.0.0.1 --port P`.
+fn listening(binary: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.arg("--host")
+        .arg("127.0.0.1")
+        .arg("--port")
+        .arg(port.to_string());
+    cmd
 }
 
 fn temp_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
@@ -217,8 +177,7 @@ fn chroma_config(persist_path: &Path, port: u16) -> String {
 
 /// A port that was free a moment ago on 127.0.0.1.
 fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
+    try_free_port().context("finding a free port")
 }
 
 /// Resident memory of a process, from `/proc/<pid>/status`.

@@ -414,7 +414,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::placement_store::mock_api::{pair, MockApi};
+    use quiver_testkit::kube_mock::{pair, MockApi};
 
     const ITEM: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/quiver-operator";
     const COLLECTION: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases";

@@ -95,7 +95,7 @@ impl Cluster {
             .expect("tempdir");
         let mut shards = Vec::new();
         for ordinal in 0..3 {
-            shards.push(Shard::start(ordinal, dir.path()).await);
+            shards.push(start_shard(ordinal, dir.path()).await);
         }
         let path: PathBuf = dir.path().join("placement.json");
         let store = FileStore::new(&path);
@@ -109,7 +109,7 @@ impl Cluster {
         load_or_init(&store, &initial)
             .await
             .expect("publish the first table");
-        let router = RouterProc::start(
+        let router = start_router(
             &[
                 "--placement-file".to_string(),
                 path.display().to_string(),
@@ -121,7 +121,7 @@ impl Cluster {
             dir.path(),
         )
         .await;
-        let http = Http::new(router.url(""));
+        let http = http(router.url(""));
         let ctx = MoveContext::new(http_client(), None, move_config(), None);
         let projects: Vec<String> = (0..PROJECTS).map(|i| format!("{prefix}-{i:02}")).collect();
         let acked = Acked::default();
@@ -202,20 +202,16 @@ impl Cluster {
     /// Waits until the router has the table now in the file.
     async fn wait_router_table(&self) {
         let epoch = self.table().await.epoch;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self.http.get("/placement").await;
-            if r.status == 200 && r.body["epoch"].as_u64() == Some(epoch) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "router did not load epoch {epoch}: {} {}",
-                r.status,
-                r.text
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let waiting_for = format!("router loading epoch {epoch}");
+        self.http
+            .poll_get(
+                "/placement",
+                Duration::from_secs(10),
+                Duration::from_millis(20),
+                &waiting_for,
+                |r| (r.status == 200 && r.body["epoch"].as_u64() == Some(epoch)).then_some(()),
+            )
+            .await;
     }
 
     /// The exactly-once invariant and the one-copy invariant, against the final table:
@@ -882,7 +878,7 @@ impl Pair {
             .expect("tempdir");
         let mut shards = Vec::new();
         for ordinal in 0..2 {
-            shards.push(Shard::start(ordinal, dir.path()).await);
+            shards.push(start_shard(ordinal, dir.path()).await);
         }
         let store = FileStore::new(dir.path().join("placement.json"));
         let initial = PlacementTable {
@@ -1086,7 +1082,7 @@ async fn a_re_created_source_is_copied_again_not_replayed() {
 
     // the client deletes the project on A and creates it again, writing more than before
     let r = a
-        .send(reqwest::Method::DELETE, &format!("/api/v1/{p}"), None)
+        .send(reqwest::Method::DELETE, &format!("/api/v1/{p}"), None, &[])
         .await;
     r.ok();
     assert!(

@@ -1,8 +1,8 @@
 //! The Project reconciler against a mocked Kubernetes API server and fake tenant servers.
 //!
-//! `tower_test`'s mock stands in for the API server: the test receives every request the
-//! reconciler makes, checks it (method, path, query, content type, the body's key parts)
-//! and answers it. The shards are real HTTP servers on 127.0.0.1 that keep projects in
+//! The test kit's mock (`quiver_testkit::kube_mock`) stands in for the API server: the test
+//! receives every request the reconciler makes, checks it (method, path, query, content
+//! type, the body's key parts) and answers it. The shards are real HTTP servers on 127.0.0.1 that keep projects in
 //! memory the way the admin API does and record each call. `reconcile` is called directly,
 //! once per watch event the controller would deliver.
 
@@ -14,10 +14,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method as AxumMethod, StatusCode as AxumStatus, Uri};
 use axum::response::{IntoResponse, Response as AxumResponse};
-use http::{Method, Request, Response, StatusCode};
-use kube::client::Body;
+use http::Method;
 use kube::runtime::controller::Action;
-use kube::Client;
 use prometheus::Registry;
 use quiver_operator::crd::Project;
 use quiver_operator::reconcile::{
@@ -25,9 +23,9 @@ use quiver_operator::reconcile::{
     ReconcileMetrics, SharedPlacement,
 };
 use quiver_placement::{Move, MovePhase, PlacementTable};
+use quiver_testkit::kube_mock::{pair, pairs, Call as ApiCall, MockApi};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
-use tower_test::mock::{self, Handle, SendResponse};
 
 const NS: &str = "team-a";
 const ENDPOINT: &str = "http://quiver-router.quiver.svc:8000";
@@ -269,25 +267,15 @@ impl Obj {
 // ---------------------------------------------------------------------------------------
 // Mocked API server
 
-type ApiHandle = Handle<Request<Body>, Response<Body>>;
-
-struct Seen {
-    method: Method,
-    path: String,
-    query: Vec<(String, String)>,
-    content_type: String,
-    body: Value,
-}
-
 struct Harness {
-    api: ApiHandle,
+    api: MockApi,
     ctx: Arc<Context>,
     placement: SharedPlacement,
 }
 
 fn harness_with(table: PlacementTable, config: ReconcileConfig) -> Harness {
-    let (svc, api) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(svc, "default");
+    let (client, api) = pair("default");
+    let api = api.with_patience(PATIENCE);
     let placement: SharedPlacement = Arc::new(std::sync::RwLock::new(Some(table)));
     let directory = PlacementDirectory::new(
         Arc::clone(&placement),
@@ -313,127 +301,66 @@ fn test_config() -> ReconcileConfig {
     }
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect();
-    pairs.sort();
-    pairs
-}
-
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    v.sort();
-    v
-}
-
-fn respond(send: SendResponse<Response<Body>>, code: StatusCode, body: &Value) {
-    send.send_response(
-        Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(body).unwrap()))
-            .unwrap(),
-    );
-}
-
 impl Harness {
     fn start(&self, obj: &Obj) -> JoinHandle<Result<Action, Error>> {
         tokio::spawn(reconcile(Arc::new(obj.project()), Arc::clone(&self.ctx)))
     }
 
-    async fn next(&mut self) -> (Seen, SendResponse<Response<Body>>) {
-        let (req, send) = tokio::time::timeout(PATIENCE, self.api.next_request())
-            .await
-            .expect("the reconciler sent no request in time")
-            .expect("the mocked API server was closed");
-        let (parts, body) = req.into_parts();
-        let bytes = body.collect_bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON body")
-        };
-        let seen = Seen {
-            method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
-            query: query_pairs(parts.uri.query()),
-            content_type: parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            body,
-        };
-        (seen, send)
+    async fn next(&mut self) -> ApiCall {
+        self.api.next().await
     }
 
-    async fn expect(&mut self, method: Method, path: &str) -> (Seen, SendResponse<Response<Body>>) {
-        let (seen, send) = self.next().await;
-        assert_eq!(
-            (&seen.method, seen.path.as_str()),
-            (&method, path),
-            "unexpected request; body {}",
-            seen.body
-        );
-        (seen, send)
+    async fn expect(&mut self, method: Method, path: &str) -> ApiCall {
+        self.api.expect(method, path).await
     }
 
     /// The finalizer being added (a JSON patch that first checks there are none).
     async fn expect_finalizer_added(&mut self, obj: &Obj) {
-        let (seen, send) = self
-            .expect(Method::PATCH, &format!("{PROJECTS}/{}", obj.name))
-            .await;
-        assert_eq!(seen.content_type, "application/json-patch+json");
-        assert_eq!(
-            seen.body,
-            json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": null},
-                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-            ])
-        );
         let mut with = obj.json();
         with["metadata"]["finalizers"] = json!([FINALIZER]);
-        respond(send, StatusCode::OK, &with);
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]);
+        self.expect_finalizer_patch(obj, patch, with).await;
     }
 
     async fn expect_finalizer_removed(&mut self, obj: &Obj) {
-        let (seen, send) = self
-            .expect(Method::PATCH, &format!("{PROJECTS}/{}", obj.name))
-            .await;
-        assert_eq!(seen.content_type, "application/json-patch+json");
-        assert_eq!(
-            seen.body,
-            json!([
-                {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
-                {"op": "remove", "path": "/metadata/finalizers/0"},
-            ])
-        );
         let mut without = obj.json();
         without["metadata"]
             .as_object_mut()
             .unwrap()
             .remove("finalizers");
-        respond(send, StatusCode::OK, &without);
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/0"},
+        ]);
+        self.expect_finalizer_patch(obj, patch, without).await;
+    }
+
+    /// A JSON patch of `obj`'s finalizers, which must be `patch`; answered with `answer`.
+    async fn expect_finalizer_patch(&mut self, obj: &Obj, patch: Value, answer: Value) {
+        let seen = self
+            .expect(Method::PATCH, &format!("{PROJECTS}/{}", obj.name))
+            .await;
+        assert_eq!(
+            seen.content_type.as_deref(),
+            Some("application/json-patch+json")
+        );
+        assert_eq!(seen.body, patch);
+        seen.respond(200, &answer);
     }
 
     /// A server-side apply of the status by the operator's field manager; returns the
     /// applied status.
     async fn expect_status(&mut self, obj: &Obj) -> Value {
-        let (seen, send) = self
+        let seen = self
             .expect(Method::PATCH, &format!("{PROJECTS}/{}/status", obj.name))
             .await;
-        assert_eq!(seen.content_type, "application/apply-patch+yaml");
+        assert_eq!(
+            seen.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
         assert_eq!(
             seen.query,
             pairs(&[("fieldManager", "quiver-operator"), ("force", "true")])
@@ -449,14 +376,14 @@ impl Harness {
         let status = seen.body["status"].clone();
         let mut updated = obj.json();
         updated["status"] = status.clone();
-        respond(send, StatusCode::OK, &updated);
+        seen.respond(200, &updated);
         status
     }
 
     /// An Event about `obj` with this type and reason, created (POST) or, when the same
     /// one was published recently, counted in its series (PATCH). Returns its note.
     async fn expect_event(&mut self, obj: &Obj, type_: &str, reason: &str, repeat: bool) -> String {
-        let (seen, send) = self.next().await;
+        let seen = self.next().await;
         if repeat {
             assert_eq!(seen.method, Method::PATCH, "{}", seen.body);
             assert!(
@@ -473,7 +400,7 @@ impl Harness {
                 seen.body
             );
         }
-        let e = &seen.body;
+        let e = &seen.body.clone();
         assert_eq!(e["reason"], reason, "{e}");
         assert_eq!(e["type"], type_, "{e}");
         assert_eq!(e["reportingController"], "quiver-operator");
@@ -481,16 +408,15 @@ impl Harness {
         assert_eq!(e["regarding"]["name"], obj.name.as_str());
         assert_eq!(e["regarding"]["namespace"], NS);
         let note = e["note"].as_str().unwrap_or_default().to_string();
-        respond(send, StatusCode::CREATED, e);
+        seen.respond(201, e);
         note
     }
 
     async fn expect_project_list(&mut self, items: Vec<Value>) {
-        let (seen, send) = self.expect(Method::GET, PROJECTS).await;
+        let seen = self.expect(Method::GET, PROJECTS).await;
         assert_eq!(seen.body, Value::Null);
-        respond(
-            send,
-            StatusCode::OK,
+        seen.respond(
+            200,
             &json!({
                 "apiVersion": "quiver.dev/v1alpha1",
                 "kind": "ProjectList",
@@ -502,10 +428,7 @@ impl Harness {
 
     /// Nothing more reaches the API server (the reconcile is already over).
     async fn expect_nothing(&mut self) {
-        let more = tokio::time::timeout(Duration::from_millis(100), self.api.next_request()).await;
-        if let Ok(Some((req, _))) = more {
-            panic!("unexpected request {} {}", req.method(), req.uri());
-        }
+        self.api.assert_idle_for(Duration::from_millis(100)).await;
     }
 }
 
@@ -931,14 +854,14 @@ async fn unmanaged_projects_are_reported_and_adopted() {
     let ctx = Arc::clone(&h.ctx);
     let task = tokio::spawn(async move { report_unmanaged(&ctx, "quiver").await });
     h.expect_project_list(vec![managed.json()]).await;
-    let (seen, send) = h
+    let seen = h
         .expect(
             Method::POST,
             "/apis/quiver.dev/v1alpha1/namespaces/quiver/projects",
         )
         .await;
     assert_eq!(seen.query, pairs(&[("fieldManager", "quiver-operator")]));
-    let created = &seen.body;
+    let created = &seen.body.clone();
     assert_eq!(created["metadata"]["name"], "orphan-a");
     assert_eq!(created["metadata"]["namespace"], "quiver");
     assert_eq!(
@@ -947,7 +870,7 @@ async fn unmanaged_projects_are_reported_and_adopted() {
     );
     assert_eq!(created["spec"]["deletionPolicy"], "Retain");
     assert_eq!(created["spec"]["quotas"], json!({"maxBytes": 4096}));
-    respond(send, StatusCode::CREATED, created);
+    seen.respond(201, created);
 
     let unmanaged = tokio::time::timeout(PATIENCE, task)
         .await

@@ -1,7 +1,7 @@
 //! The ConfigMap placement source against a mocked Kubernetes API server.
 //!
-//! `tower_test`'s mock stands in for the API server: every request the watcher makes is
-//! checked (method, path, query) and answered by the test. With finite watch responses the
+//! The test kit's mock (`quiver_testkit::kube_mock`) stands in for the API server: every
+//! request the watcher makes is checked (method, path, query) and answered by the test. With finite watch responses the
 //! watcher's next request is also the synchronisation point: it is only sent once the
 //! previous event has been handled, so the placement state can be checked at that moment
 //! without sleeping.
@@ -18,14 +18,16 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::client::Body;
-use kube::{Api, Client};
+use kube::Api;
 use quiver_placement::PlacementTable;
 use quiver_router::metrics::Metrics;
 use quiver_router::placement::{configmap, Placement};
+use quiver_testkit::kube_mock::{
+    json_response, ndjson, pair_with_body, pairs, query_pairs, status, MockApi, SendResponse,
+};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tower_test::mock::{self, Handle, SendResponse};
 
 const NAMESPACE: &str = "ns";
 const NAME: &str = "quiver-placement";
@@ -97,60 +99,8 @@ fn event(kind: &str, object: Value) -> Value {
     json!({ "type": kind, "object": object })
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    })
-}
-
-/// Newline-delimited JSON, as a watch response carries it.
-fn ndjson(events: &[Value]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in events {
-        out.extend_from_slice(serde_json::to_string(e).unwrap().as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
-fn json_response<B: From<Vec<u8>>>(code: StatusCode, body: &Value) -> Response<B> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(B::from(serde_json::to_vec(body).unwrap()))
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Request checks
-
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect();
-    pairs.sort();
-    pairs
-}
-
-fn sorted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    v.sort();
-    v
-}
 
 /// The list the watcher starts (and restarts) with: only the one ConfigMap, by name.
 fn assert_list<B>(req: &Request<B>) {
@@ -163,7 +113,7 @@ fn assert_list<B>(req: &Request<B>) {
     );
     assert_eq!(
         query_pairs(query),
-        sorted(&[
+        pairs(&[
             ("fieldSelector", "metadata.name%3Dquiver-placement"),
             ("limit", "500"),
         ]),
@@ -178,7 +128,7 @@ fn assert_watch<B>(req: &Request<B>, resource_version: &str) {
     let query = req.uri().query().unwrap_or_default();
     assert_eq!(
         query_pairs(query),
-        sorted(&[
+        pairs(&[
             ("watch", "true"),
             ("timeoutSeconds", "290"),
             ("fieldSelector", "metadata.name%3Dquiver-placement"),
@@ -196,7 +146,7 @@ fn assert_watch<B>(req: &Request<B>, resource_version: &str) {
 struct Harness<B> {
     placement: Arc<Placement>,
     metrics: Arc<Metrics>,
-    api: Handle<Request<Body>, Response<B>>,
+    api: MockApi<B>,
     task: JoinHandle<()>,
 }
 
@@ -206,8 +156,8 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     fn start() -> Self {
-        let (svc, api) = mock::pair::<Request<Body>, Response<B>>();
-        let client = Client::new(svc, "default");
+        let (client, api) = pair_with_body::<B>("default");
+        let api = api.with_patience(PATIENCE);
         let metrics = Arc::new(Metrics::new());
         let placement = Placement::new("configmap", Arc::clone(&metrics));
         let task = tokio::spawn(configmap::run(
@@ -224,10 +174,7 @@ where
     }
 
     async fn next_request(&mut self) -> (Request<Body>, SendResponse<Response<B>>) {
-        let (req, send) = tokio::time::timeout(PATIENCE, self.api.next_request())
-            .await
-            .expect("the watcher sent no request in time")
-            .expect("the mocked API server was closed");
+        let (req, send) = self.api.next_request().await;
         assert!(
             !self.task.is_finished(),
             "the ConfigMap source stopped running"

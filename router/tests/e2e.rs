@@ -823,7 +823,7 @@ async fn large_bodies_stream_and_request_ids_and_trace_context_pass_through() {
     // what the shard receives, seen through a stand-in shard
     let (echo_url, echo_task) = echo_shard().await;
     let logs = tempfile::tempdir().unwrap();
-    let echo_router = RouterProc::start(&["--shard".into(), echo_url], logs.path()).await;
+    let echo_router = start_router(&["--shard".into(), echo_url], logs.path()).await;
     let echo = Http::new(echo_router.url(""));
     let r = echo
         .send(
@@ -883,7 +883,7 @@ async fn large_bodies_stream_and_request_ids_and_trace_context_pass_through() {
 async fn fanned_out_calls_are_well_framed() {
     let (echo_url, echo_task) = echo_shard().await;
     let logs = tempfile::tempdir().unwrap();
-    let router = RouterProc::start(&["--shard".into(), echo_url], logs.path()).await;
+    let router = start_router(&["--shard".into(), echo_url], logs.path()).await;
     let http = Http::new(router.url(""));
     for (method, path) in [
         (Method::POST, "/api/v2/reset"),

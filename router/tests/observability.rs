@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{name_where, Cluster, Http, Resp, Shard, Source};
+use common::{name_where, Cluster, Http, Resp, Source};
 use futures_util::stream::{self, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -1417,7 +1417,7 @@ fn assert_request_lines_carry_a_trace_id(who: &str, lines: &[Value]) {
 async fn json_logs_carry_the_request_trace_id() {
     json_debug_logs();
     let dir = tempfile::tempdir().unwrap();
-    let shard = Shard::start(0, dir.path()).await;
+    let shard = common::start_shard(0, dir.path()).await;
     let http = Http::new(shard.base_url());
     let p = "obs-logs-direct";
     http.post(
@@ -1664,7 +1664,7 @@ async fn in_flight_gauge_comes_back_down_when_a_client_gives_up() {
 async fn project_gauge_counts_new_projects_at_once() {
     json_debug_logs();
     let dir = tempfile::tempdir().unwrap();
-    let shard = Shard::start(0, dir.path()).await;
+    let shard = common::start_shard(0, dir.path()).await;
     let raw = common::http_client();
     let before = scrape(&raw, &shard.base_url(), "shard").await;
     assert_eq!(before.get("quiver_projects", &[]), 0.0);

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use quiver_placement::protocol::{PROJECT_MOVED, PROJECT_PAUSED, PROJECT_STATE_HEADER};
+use quiver_placement::protocol::{PROJECT_PAUSED, PROJECT_STATE_HEADER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -31,12 +31,15 @@ impl<'a> Admin<'a> {
 
     /// `GET /projects/{name}`, asserting a 200.
     async fn info(&self, name: &str) -> Value {
-        self.get(&format!("/projects/{name}")).await.ok().clone()
+        self.get(&format!("/projects/{name}"))
+            .await
+            .ok_object()
+            .clone()
     }
 
     /// The `projects` list of `GET /projects`, asserting a 200.
     async fn list(&self) -> Vec<Value> {
-        self.get("/projects").await.ok()["projects"]
+        self.get("/projects").await.ok_object()["projects"]
             .as_array()
             .expect("projects")
             .clone()
@@ -44,59 +47,19 @@ impl<'a> Admin<'a> {
 
     async fn pause(&self, name: &str) -> u64 {
         let r = self.post(&format!("/projects/{name}/pause"), None).await;
-        let body = r.ok();
+        let body = r.ok_object();
         assert_eq!(body["paused"], json!(true), "{}", r.text);
         body["sequence"].as_u64().expect("sequence")
     }
 
     async fn resume(&self, name: &str) {
         let r = self.post(&format!("/projects/{name}/resume"), None).await;
-        assert_eq!(r.ok()["paused"], json!(false), "{}", r.text);
+        assert_eq!(r.ok_object()["paused"], json!(false), "{}", r.text);
     }
 }
 
 fn store_root(s: &TestServer, project: &str) -> std::path::PathBuf {
     s.workspace().join(project).join("knowledge-graph")
-}
-
-#[track_caller]
-fn assert_paused(r: &Resp, what: &str) {
-    assert_eq!(r.status, 503, "{what}: {}", r.text);
-    assert_eq!(
-        r.header(PROJECT_STATE_HEADER),
-        Some(PROJECT_PAUSED),
-        "{what}: {:?}",
-        r.headers
-    );
-    assert_eq!(r.header("retry-after"), Some("1"), "{what}");
-    let msg = r.err(503, "ProjectPaused");
-    assert!(msg.contains("paused"), "{what}: {msg}");
-}
-
-#[track_caller]
-fn assert_moved(r: &Resp, to: &str, what: &str) {
-    assert_eq!(r.status, 503, "{what}: {}", r.text);
-    assert_eq!(
-        r.header(PROJECT_STATE_HEADER),
-        Some(PROJECT_MOVED),
-        "{what}: {:?}",
-        r.headers
-    );
-    let msg = r.err(503, "ProjectMoved");
-    assert!(
-        msg.contains(to),
-        "{what}: message does not say where: {msg}"
-    );
-}
-
-#[track_caller]
-fn assert_ok(r: &Resp, what: &str) {
-    assert!(
-        (200..300).contains(&r.status),
-        "{what}: expected success, got {}: {}",
-        r.status,
-        r.text
-    );
 }
 
 /// `n` records `{prefix}{i}` of dimension `dim`, with documents and metadata.
@@ -117,32 +80,33 @@ async fn admin_token_is_required_when_set() {
     let s = TestServer::start(&["--admin-token", TOKEN]).await;
 
     let missing = Admin::open(&s).get("/projects").await;
-    let msg = missing.err(401, "Unauthorized");
+    let msg = missing.chroma_err(401, "Unauthorized");
     assert!(msg.contains("Bearer"), "{msg}");
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
 
     let wrong = Admin::with_token(&s, "not-the-token")
         .get("/projects")
         .await;
-    wrong.err(401, "Unauthorized");
+    wrong.chroma_err(401, "Unauthorized");
     let prefix = Admin::with_token(&s, &TOKEN[..TOKEN.len() - 1])
         .get("/stats")
         .await;
-    prefix.err(401, "Unauthorized");
+    prefix.chroma_err(401, "Unauthorized");
     let longer = format!("{TOKEN}x");
     Admin::with_token(&s, &longer)
         .get("/stats")
         .await
-        .err(401, "Unauthorized");
+        .chroma_err(401, "Unauthorized");
     let basic = s
-        .request_with(
+        .http()
+        .send(
             Method::GET,
             "/admin/v1/stats",
             None,
             &[("authorization", &format!("Basic {TOKEN}"))],
         )
         .await;
-    basic.err(401, "Unauthorized");
+    basic.chroma_err(401, "Unauthorized");
 
     // every admin route, unknown ones and writes included, is behind the token
     for (method, path) in [
@@ -153,47 +117,54 @@ async fn admin_token_is_required_when_set() {
         (Method::GET, "/no-such-route"),
     ] {
         let r = Admin::open(&s).call(method.clone(), path, None).await;
-        r.err(401, "Unauthorized");
+        r.chroma_err(401, "Unauthorized");
     }
     assert!(!s.workspace().join("guarded").exists());
 
     let admin = Admin::with_token(&s, TOKEN);
-    admin.get("/projects").await.ok();
-    admin.get("/stats").await.ok();
+    admin.get("/projects").await.ok_object();
+    admin.get("/stats").await.ok_object();
     let lower = s
-        .request_with(
+        .http()
+        .send(
             Method::GET,
             "/admin/v1/stats",
             None,
             &[("authorization", &format!("bearer {TOKEN}"))],
         )
         .await;
-    lower.ok();
+    lower.ok_object();
 
     // the data APIs do not need it
-    s.get("/api/v1/heartbeat").await.ok();
+    s.get("/api/v1/heartbeat").await.ok_object();
     s.create_collection("public-project", "things", json!({}))
         .await;
-    s.get("/api/v2/tenants/public-project").await.ok();
+    s.get("/api/v2/tenants/public-project").await.ok_object();
 }
 
 #[tokio::test]
 async fn admin_token_from_the_environment() {
     let s = TestServer::start_env(&[], &[("QUIVER_ADMIN_TOKEN", "from-env")]).await;
-    Admin::open(&s).get("/stats").await.err(401, "Unauthorized");
-    Admin::with_token(&s, "from-env").get("/stats").await.ok();
+    Admin::open(&s)
+        .get("/stats")
+        .await
+        .chroma_err(401, "Unauthorized");
+    Admin::with_token(&s, "from-env")
+        .get("/stats")
+        .await
+        .ok_object();
 }
 
 #[tokio::test]
 async fn admin_api_is_open_without_a_token() {
     let s = TestServer::start(&[]).await;
     let admin = Admin::open(&s);
-    admin.get("/stats").await.ok();
+    admin.get("/stats").await.ok_object();
     // a token sent anyway is ignored
     Admin::with_token(&s, "anything")
         .get("/projects")
         .await
-        .ok();
+        .ok_object();
 }
 
 // ---- provisioning and figures ----
@@ -249,11 +220,11 @@ async fn provision_creates_then_reports_existing() {
     assert_eq!(again.body["collections"], json!(1));
 
     // the project is usable through both data APIs, where it existed already
-    s.get("/api/v2/tenants/fresh-project").await.ok();
+    s.get("/api/v2/tenants/fresh-project").await.ok_object();
     let dup = s
         .post("/api/v2/tenants", &json!({"name": "fresh-project"}))
         .await;
-    dup.err(409, "ChromaError");
+    dup.chroma_err(409, "ChromaError");
 }
 
 #[tokio::test]
@@ -261,23 +232,26 @@ async fn info_of_a_missing_project_does_not_create_it() {
     let s = TestServer::start(&[]).await;
     let admin = Admin::open(&s);
     let r = admin.get("/projects/never-made").await;
-    let msg = r.err(404, "NotFoundError");
+    let msg = r.chroma_err(404, "NotFoundError");
     assert!(msg.contains("never-made"), "{msg}");
     for path in [
         "/projects/never-made/pause",
         "/projects/never-made/resume",
         "/projects/never-made/fence",
     ] {
-        admin.post(path, None).await.err(404, "NotFoundError");
+        admin
+            .post(path, None)
+            .await
+            .chroma_err(404, "NotFoundError");
     }
     admin
         .delete("/projects/never-made/fence")
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     admin
         .delete("/projects/never-made")
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     assert!(!s.workspace().join("never-made").exists());
     assert!(admin.list().await.is_empty());
 }
@@ -295,7 +269,7 @@ async fn write_two_projects(s: &TestServer) {
             &json!({"ids": ["c0", "c1"]}),
         )
         .await;
-    assert_eq!(d.ok()["deleted"], json!(2));
+    assert_eq!(d.ok_object()["deleted"], json!(2));
 }
 
 #[track_caller]
@@ -322,7 +296,7 @@ async fn figures_match_what_was_written_open_and_closed() {
         .all(|p| p["open"] == json!(true) && p["statsSource"] == json!("live")));
     assert_figures(&admin.info("stats-one").await, "stats-one", 2, 42);
 
-    let stats = admin.get("/stats").await.ok().clone();
+    let stats = admin.get("/stats").await.ok_object().clone();
     assert_eq!(stats["projects"], json!(2), "{stats}");
     assert_eq!(stats["openProjects"], json!(2), "{stats}");
     assert_eq!(stats["maxOpenProjects"], json!(256), "{stats}");
@@ -345,7 +319,10 @@ async fn figures_match_what_was_written_open_and_closed() {
     assert!(list
         .iter()
         .all(|p| p["open"] == json!(false) && p["statsSource"] == json!("saved")));
-    assert_eq!(admin.get("/stats").await.ok()["openProjects"], json!(0));
+    assert_eq!(
+        admin.get("/stats").await.ok_object()["openProjects"],
+        json!(0)
+    );
 
     // without the saved figures, the list knows only the size; the project's own info
     // opens it for exact ones
@@ -372,7 +349,7 @@ async fn evictions_are_counted() {
     for p in ["evict-one", "evict-two", "evict-three"] {
         s.create_collection(p, "coll", json!({})).await;
     }
-    let stats = Admin::open(&s).get("/stats").await.ok().clone();
+    let stats = Admin::open(&s).get("/stats").await.ok_object().clone();
     assert_eq!(stats["evictions"], json!(2), "{stats}");
     assert_eq!(stats["maxOpenProjects"], json!(1), "{stats}");
     assert_eq!(stats["projects"], json!(3), "{stats}");
@@ -386,16 +363,16 @@ async fn delete_removes_the_project() {
     s.add("doomed-project", "coll", &records("x", 5, 2)).await;
     let admin = Admin::open(&s);
     let r = admin.delete("/projects/doomed-project").await;
-    assert_eq!(r.ok()["deleted"], json!(true));
+    assert_eq!(r.ok_object()["deleted"], json!(true));
     assert!(!s.workspace().join("doomed-project").exists());
     admin
         .delete("/projects/doomed-project")
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     admin
         .get("/projects/doomed-project")
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     assert!(admin.list().await.is_empty());
 }
 
@@ -412,14 +389,14 @@ async fn paused_fixture(s: &TestServer, p: &str) -> String {
         &json!({"name": "spare_db"}),
     )
     .await
-    .ok();
+    .ok_object();
     let c = s
         .post(
             &format!("/api/v2/tenants/{p}/databases/default_database/collections"),
             &json!({"name": "v2coll"}),
         )
         .await;
-    let id = c.ok()["id"].as_str().expect("id").to_string();
+    let id = c.ok_object()["id"].as_str().expect("id").to_string();
     let add = s
         .post(
             &format!("/api/v2/tenants/{p}/databases/default_database/collections/{id}/add"),
@@ -574,13 +551,16 @@ async fn paused_project_refuses_writes_and_serves_reads() {
     let first = admin.pause(p).await;
     assert!(first > 0, "sequence {first}");
     assert_eq!(admin.info(p).await["state"], json!("paused"));
-    assert_eq!(admin.get("/stats").await.ok()["pausedProjects"], json!(1));
+    assert_eq!(
+        admin.get("/stats").await.ok_object()["pausedProjects"],
+        json!(1)
+    );
     // pausing again is harmless and reports the same point
     assert_eq!(admin.pause(p).await, first);
 
     for route in write_routes(p, &id) {
         let r = send(&s, &route).await;
-        assert_paused(&r, &format!("{} {}", route.0, route.1));
+        assert_paused_retry_soon(&r, &format!("{} {}", route.0, route.1));
     }
     for route in read_routes(p, &id) {
         let r = send(&s, &route).await;
@@ -601,7 +581,7 @@ async fn paused_project_refuses_writes_and_serves_reads() {
     let r = s
         .post(&cpath(p, "coll", "/add"), &records("after", 5, 3))
         .await;
-    assert_eq!(r.ok()["added"], json!(5));
+    assert_eq!(r.ok_object()["added"], json!(5));
     assert_eq!(s.count(p, "coll").await, 15);
     let later = admin.pause(p).await;
     assert!(
@@ -610,7 +590,7 @@ async fn paused_project_refuses_writes_and_serves_reads() {
     );
     admin.resume(p).await;
     let again = admin.post(&format!("/projects/{p}/resume"), None).await;
-    assert_eq!(again.ok()["wasPaused"], json!(false));
+    assert_eq!(again.ok_object()["wasPaused"], json!(false));
 }
 
 #[tokio::test]
@@ -633,7 +613,7 @@ async fn paused_project_stays_paused_across_close_and_reopen() {
     let r = s
         .post(&cpath("pause-lru", "coll", "/add"), &records("x", 1, 2))
         .await;
-    assert_paused(&r, "add after reopen");
+    assert_paused_retry_soon(&r, "add after reopen");
     assert_eq!(admin.info("pause-lru").await["state"], json!("paused"));
     // and pausing a closed project works too
     s.create_collection("other-lru", "coll2", json!({})).await;
@@ -712,7 +692,9 @@ async fn pause_waits_for_writes_in_flight() {
         // let the writers get going, pausing at a different point of their stream each time
         tokio::time::sleep(Duration::from_millis(60 + 23 * attempt as u64)).await;
         let r = admin.post(&format!("/projects/{p}/pause"), None).await;
-        let drained = r.ok()["drainedWrites"].as_u64().expect("drainedWrites");
+        let drained = r.ok_object()["drainedWrites"]
+            .as_u64()
+            .expect("drainedWrites");
         let at_pause = s.count(p, "coll").await;
         for w in writers {
             acked_total += tokio::time::timeout(Duration::from_secs(120), w)
@@ -767,7 +749,7 @@ async fn assert_all_moved(s: &TestServer, p: &str, id: &str, to: &str) {
     ));
     for route in &routes {
         let r = send(s, route).await;
-        assert_moved(&r, to, &format!("{} {}", route.0, route.1));
+        assert_moved_to(&r, to, &format!("{} {}", route.0, route.1));
     }
 }
 
@@ -785,7 +767,7 @@ async fn fenced_project_refuses_everything_even_after_restart() {
             Some(&json!({"movedTo": to})),
         )
         .await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(body["fenced"], json!(true));
     assert_eq!(body["movedTo"], json!(to));
     let fence_file = store_root(&s, p).join("FENCED");
@@ -803,19 +785,22 @@ async fn fenced_project_refuses_everything_even_after_restart() {
     assert_eq!(info["open"], json!(false));
     // the v1 collection's 10 records and the v2 collection's 2
     assert_eq!(info["records"], json!(12), "{info}");
-    let listed: Vec<Value> = s.get("/api/v1/projects").await.ok()["projects"]
+    let listed: Vec<Value> = s.get("/api/v1/projects").await.ok_object()["projects"]
         .as_array()
         .expect("projects")
         .clone();
     assert!(listed.iter().all(|x| x["name"] != json!(p)), "{listed:?}");
-    assert_eq!(admin.get("/stats").await.ok()["fencedProjects"], json!(1));
+    assert_eq!(
+        admin.get("/stats").await.ok_object()["fencedProjects"],
+        json!(1)
+    );
     // a fenced copy can be neither paused nor provisioned
-    assert_moved(
+    assert_moved_to(
         &admin.post(&format!("/projects/{p}/pause"), None).await,
         to,
         "pause",
     );
-    assert_moved(&admin.put(&format!("/projects/{p}")).await, to, "provision");
+    assert_moved_to(&admin.put(&format!("/projects/{p}")).await, to, "provision");
 
     s.terminate().await;
     s.restart().await;
@@ -830,14 +815,14 @@ async fn fenced_project_refuses_everything_even_after_restart() {
     // lifting the fence (a move rolled back) serves the same data again
     let admin = Admin::with_token(&s, TOKEN);
     let r = admin.delete(&format!("/projects/{p}/fence")).await;
-    assert_eq!(r.ok()["wasFenced"], json!(true));
+    assert_eq!(r.ok_object()["wasFenced"], json!(true));
     assert!(!fence_file.exists());
     assert_eq!(s.count(p, "coll").await, 10);
     s.add(p, "coll", &records("back", 2, 3)).await;
     assert_eq!(s.count(p, "coll").await, 12);
     assert_eq!(admin.info(p).await["state"], json!("active"));
     let again = admin.delete(&format!("/projects/{p}/fence")).await;
-    assert_eq!(again.ok()["wasFenced"], json!(false));
+    assert_eq!(again.ok_object()["wasFenced"], json!(false));
 }
 
 #[tokio::test]
@@ -846,17 +831,17 @@ async fn fence_without_destination_and_deleting_the_fenced_copy() {
     let admin = Admin::open(&s);
     s.create_collection("left-behind", "coll", json!({})).await;
     let r = admin.post("/projects/left-behind/fence", None).await;
-    assert_eq!(r.ok()["movedTo"], Value::Null);
+    assert_eq!(r.ok_object()["movedTo"], Value::Null);
     let refused = s.get("/api/v1/left-behind/collections").await;
-    assert_moved(&refused, "another server", "list collections");
+    assert_moved_to(&refused, "another server", "list collections");
     // the client API cannot delete it; the admin API can
-    assert_moved(
+    assert_moved_to(
         &s.delete("/api/v1/left-behind").await,
         "another server",
         "client delete",
     );
     let r = admin.delete("/projects/left-behind").await;
-    assert_eq!(r.ok()["deleted"], json!(true));
+    assert_eq!(r.ok_object()["deleted"], json!(true));
     assert!(!s.workspace().join("left-behind").exists());
 }
 
@@ -874,12 +859,15 @@ async fn fence_waits_for_requests_in_flight_and_closes_the_project() {
             Some(&json!({"movedTo": "http://elsewhere:7100"})),
         )
         .await
-        .ok();
+        .ok_object();
     let info = admin.info("closing-project").await;
     assert_eq!(info["open"], json!(false), "{info}");
     assert_eq!(info["statsSource"], json!("saved"), "{info}");
     assert_eq!(info["records"], json!(20), "{info}");
-    assert_eq!(admin.get("/stats").await.ok()["openProjects"], json!(0));
+    assert_eq!(
+        admin.get("/stats").await.ok_object()["openProjects"],
+        json!(0)
+    );
 }
 
 // ---- bad input ----
@@ -904,7 +892,7 @@ async fn bad_admin_input_gets_json_errors() {
             let r = admin
                 .call(method.clone(), &format!("/projects/{name}{suffix}"), None)
                 .await;
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(
                 msg.contains("project name"),
                 "{method} {name}{suffix}: {msg}"
@@ -921,21 +909,23 @@ async fn bad_admin_input_gets_json_errors() {
     };
     let msg = fence(b"{\"movedTo\": ")
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("Malformed JSON"), "{msg}");
-    let msg = fence(b"[1, 2]").await.err(400, "InvalidArgumentError");
+    let msg = fence(b"[1, 2]")
+        .await
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("JSON object"), "{msg}");
     let msg = fence(b"{\"movedTo\": 7}")
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("movedTo"), "{msg}");
     let msg = fence(b"{\"moved_to\": \"http://x\"}")
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("moved_to"), "{msg}");
     let msg = fence(b"{\"movedTo\": \"\"}")
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("movedTo"), "{msg}");
     let msg = admin
         .call(
@@ -944,7 +934,7 @@ async fn bad_admin_input_gets_json_errors() {
             Some(&json!({"quota": 3})),
         )
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("quota"), "{msg}");
     let msg = s
         .request(
@@ -953,7 +943,7 @@ async fn bad_admin_input_gets_json_errors() {
             Some(b"not json".to_vec()),
         )
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("Malformed JSON"), "{msg}");
     // none of that fenced or paused it
     assert_eq!(admin.info("valid-project").await["state"], json!("active"));
@@ -961,7 +951,10 @@ async fn bad_admin_input_gets_json_errors() {
     admin
         .get("/projects/valid-project/pause")
         .await
-        .err(405, "InvalidArgumentError");
-    let msg = admin.get("/nothing-here").await.err(404, "NotFoundError");
+        .chroma_err(405, "InvalidArgumentError");
+    let msg = admin
+        .get("/nothing-here")
+        .await
+        .chroma_err(404, "NotFoundError");
     assert!(msg.contains("/admin/v1/nothing-here"), "{msg}");
 }

@@ -73,7 +73,7 @@ fn assert_collection_shape(c: &Value) {
 async fn server_info_endpoints() {
     let s = TestServer::start(&[]).await;
     let root = s.get("/").await;
-    let body = root.ok();
+    let body = root.ok_object();
     assert_eq!(keys(body), strs(&["message", "version", "base_workspace"]));
     assert_eq!(body["message"], json!("Quiver tenant server"));
     let version = body["version"].as_str().expect("version string");
@@ -84,7 +84,7 @@ async fn server_info_endpoints() {
     );
 
     let hb = s.get("/api/v1/heartbeat").await;
-    let body = hb.ok();
+    let body = hb.ok_object();
     assert_eq!(keys(body), strs(&["status", "nanosecond heartbeat"]));
     assert_eq!(body["status"], json!("ok"));
     let ns1 = body["nanosecond heartbeat"]
@@ -92,26 +92,29 @@ async fn server_info_endpoints() {
         .expect("integer heartbeat");
     // a plausible wall-clock time in nanoseconds (after 2020)
     assert!(ns1 > 1_577_836_800_000_000_000, "{ns1}");
-    let ns2 = s.get("/api/v1/heartbeat").await.ok()["nanosecond heartbeat"]
+    let ns2 = s.get("/api/v1/heartbeat").await.ok_object()["nanosecond heartbeat"]
         .as_u64()
         .unwrap();
     assert!(ns2 >= ns1);
 
     let v = s.get("/api/v1/version").await;
-    assert_eq!(v.ok(), &json!({ "version": version }));
+    assert_eq!(v.ok_object(), &json!({ "version": version }));
 }
 
 #[tokio::test]
 async fn projects_are_created_on_first_access_and_listed_with_stats() {
     let s = TestServer::start(&[]).await;
     assert_eq!(
-        s.get("/api/v1/projects").await.ok(),
+        s.get("/api/v1/projects").await.ok_object(),
         &json!({"projects": []})
     );
 
     // first access by a read creates the project
     let r = s.get("/api/v1/alpha/collections").await;
-    assert_eq!(r.ok(), &json!({"project": "alpha", "collections": []}));
+    assert_eq!(
+        r.ok_object(),
+        &json!({"project": "alpha", "collections": []})
+    );
     assert!(s.workspace().join("alpha/knowledge-graph/db").is_dir());
 
     s.create_collection("alpha", "coll1", json!({})).await;
@@ -134,11 +137,11 @@ async fn projects_are_created_on_first_access_and_listed_with_stats() {
     assert!(s.workspace().join("beta/knowledge-graph/db").is_dir());
 
     let list = s.get("/api/v1/projects").await;
-    let projects = list.ok()["projects"]
+    let projects = list.ok_object()["projects"]
         .as_array()
         .expect("projects list")
         .clone();
-    assert_eq!(keys(list.ok()), strs(&["projects"]));
+    assert_eq!(keys(list.ok_object()), strs(&["projects"]));
     assert_eq!(projects.len(), 2, "{}", list.text);
     let alpha = &projects[0];
     assert_eq!(
@@ -168,10 +171,10 @@ async fn projects_are_created_on_first_access_and_listed_with_stats() {
     let d = s
         .post(&cpath("alpha", "coll1", "/delete"), &json!({"ids": ["a"]}))
         .await;
-    assert_eq!(d.ok()["deleted"], json!(1));
+    assert_eq!(d.ok_object()["deleted"], json!(1));
     let list = s.get("/api/v1/projects").await;
     assert_eq!(
-        list.ok()["projects"][0]["records"],
+        list.ok_object()["projects"][0]["records"],
         json!(4),
         "{}",
         list.text
@@ -192,7 +195,7 @@ async fn delete_project_removes_it() {
     assert!(s.workspace().join("doomed").is_dir());
 
     let r = s.delete("/api/v1/doomed").await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "message"]));
     assert_eq!(body["project"], json!("doomed"));
     assert!(body["message"].as_str().unwrap().contains("doomed"));
@@ -202,11 +205,11 @@ async fn delete_project_removes_it() {
     );
 
     let again = s.delete("/api/v1/doomed").await;
-    let msg = again.err(404, "NotFoundError");
+    let msg = again.chroma_err(404, "NotFoundError");
     assert!(msg.contains("doomed"), "{msg}");
 
     let list = s.get("/api/v1/projects").await;
-    let names: Vec<&str> = list.ok()["projects"]
+    let names: Vec<&str> = list.ok_object()["projects"]
         .as_array()
         .unwrap()
         .iter()
@@ -216,10 +219,13 @@ async fn delete_project_removes_it() {
 
     // accessing it again starts an empty project
     let r = s.get("/api/v1/doomed/collections").await;
-    assert_eq!(r.ok(), &json!({"project": "doomed", "collections": []}));
+    assert_eq!(
+        r.ok_object(),
+        &json!({"project": "doomed", "collections": []})
+    );
     s.get(&cpath("doomed", "coll", ""))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
 }
 
 #[tokio::test]
@@ -232,7 +238,7 @@ async fn collection_create_defaults_and_spaces() {
             &json!({"name": "plain"}),
         )
         .await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "collection"]));
     assert_eq!(body["project"], json!(p));
     let c = &body["collection"];
@@ -295,7 +301,7 @@ async fn collection_create_defaults_and_spaces() {
     assert_eq!(by_meta["metadata"], by_metadata["metadata"]);
 
     let list = s.get(&format!("/api/v1/{p}/collections")).await;
-    let body = list.ok();
+    let body = list.ok_object();
     assert_eq!(keys(body), strs(&["project", "collections"]));
     assert_eq!(body["project"], json!(p));
     let mut names: Vec<String> = body["collections"]
@@ -384,14 +390,14 @@ async fn modify_collection() {
     let r = s
         .put(&cpath(p, "old-name", ""), &json!({"new_name": "new-name"}))
         .await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "collection"]));
     assert_eq!(body["collection"]["name"], json!("new-name"));
     assert_eq!(body["collection"]["id"], created["id"]);
     assert_eq!(body["collection"]["metadata"], json!({"a": 1, "b": "x"}));
     s.get(&cpath(p, "old-name", ""))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     let got = s.collection(p, "new-name").await;
     assert_eq!(got["id"], created["id"]);
     assert_eq!(got["count"], json!(1));
@@ -406,7 +412,7 @@ async fn modify_collection() {
             &json!({"new_metadata": {"c": true}}),
         )
         .await;
-    assert_eq!(r.ok()["collection"]["metadata"], json!({"c": true}));
+    assert_eq!(r.ok_object()["collection"]["metadata"], json!({"c": true}));
     assert_eq!(
         s.collection(p, "new-name").await["metadata"],
         json!({"c": true})
@@ -420,7 +426,7 @@ async fn modify_collection() {
         )
         .await;
     assert_eq!(
-        r.ok()["collection"]["configuration"]["hnsw"]["ef_search"],
+        r.ok_object()["collection"]["configuration"]["hnsw"]["ef_search"],
         json!(55)
     );
     let got = s.collection(p, "new-name").await;
@@ -437,7 +443,7 @@ async fn modify_collection() {
         )
         .await;
     assert_eq!(
-        r.ok()["collection"]["configuration"]["hnsw"]["ef_search"],
+        r.ok_object()["collection"]["configuration"]["hnsw"]["ef_search"],
         json!(66)
     );
 
@@ -453,7 +459,7 @@ async fn modify_collection() {
                 &json!({"new_configuration": {"hnsw": change}}),
             )
             .await;
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
     }
     let got = s.collection(p, "new-name").await;
     assert_eq!(
@@ -479,18 +485,20 @@ async fn delete_collection_and_recreate_is_empty() {
         .await;
 
     let r = s.delete(&cpath(p, "coll", "")).await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "message"]));
     assert_eq!(body["project"], json!(p));
-    s.get(&cpath(p, "coll", "")).await.err(404, "NotFoundError");
+    s.get(&cpath(p, "coll", ""))
+        .await
+        .chroma_err(404, "NotFoundError");
     s.get(&cpath(p, "coll", "/count"))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     s.delete(&cpath(p, "coll", ""))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     let list = s.get(&format!("/api/v1/{p}/collections")).await;
-    let names: Vec<&str> = list.ok()["collections"]
+    let names: Vec<&str> = list.ok_object()["collections"]
         .as_array()
         .unwrap()
         .iter()
@@ -537,7 +545,7 @@ async fn get_or_create_returns_existing() {
             &json!({"name": "coll", "get_or_create": true, "metadata": {"v": 2}}),
         )
         .await;
-    let c = &r.ok()["collection"];
+    let c = &r.ok_object()["collection"];
     assert_eq!(c["id"], first["id"]);
     assert_eq!(c["count"], json!(1));
     assert_eq!(c["dimension"], json!(2));
@@ -551,8 +559,8 @@ async fn get_or_create_returns_existing() {
             &json!({"name": "fresh", "get_or_create": true}),
         )
         .await;
-    assert_eq!(r.ok()["collection"]["name"], json!("fresh"));
-    assert_eq!(r.ok()["collection"]["count"], json!(0));
+    assert_eq!(r.ok_object()["collection"]["name"], json!("fresh"));
+    assert_eq!(r.ok_object()["collection"]["count"], json!(0));
 }
 
 #[tokio::test]
@@ -567,7 +575,7 @@ async fn dimension_is_null_until_first_add_then_fixed() {
         &json!({"ids": ["a"], "embeddings": [[]]}),
     )
     .await
-    .err(400, "InvalidArgumentError");
+    .chroma_err(400, "InvalidArgumentError");
     assert_eq!(s.collection(p, "coll").await["dimension"], Value::Null);
 
     s.add(p, "coll", &json!({"ids": ["a"], "embeddings": [[1, 2, 3]]}))
@@ -579,11 +587,11 @@ async fn dimension_is_null_until_first_add_then_fixed() {
             &json!({"ids": ["b"], "embeddings": [[1, 2]]}),
         )
         .await;
-    r.err(400, "InvalidDimension");
+    r.chroma_err(400, "InvalidDimension");
     // deleting every record keeps the dimension
     s.post(&cpath(p, "coll", "/delete"), &json!({"ids": ["a"]}))
         .await
-        .ok();
+        .ok_object();
     assert_eq!(s.count(p, "coll").await, 0);
     let c = s.collection(p, "coll").await;
     assert_eq!(c["dimension"], json!(3));
@@ -592,7 +600,7 @@ async fn dimension_is_null_until_first_add_then_fixed() {
         &json!({"ids": ["b"], "embeddings": [[1, 2]]}),
     )
     .await
-    .err(400, "InvalidDimension");
+    .chroma_err(400, "InvalidDimension");
     s.add(p, "coll", &json!({"ids": ["b"], "embeddings": [[4, 5, 6]]}))
         .await;
     assert_eq!(s.count(p, "coll").await, 1);
@@ -617,7 +625,7 @@ async fn add_upsert_update_follow_chroma_semantics() {
         )
         .await;
     assert_eq!(
-        r.ok(),
+        r.ok_object(),
         &json!({"project": p, "collection": c, "added": 2, "total_count": 2})
     );
 
@@ -634,7 +642,7 @@ async fn add_upsert_update_follow_chroma_semantics() {
         )
         .await;
     assert_eq!(
-        r.ok(),
+        r.ok_object(),
         &json!({"project": p, "collection": c, "added": 1, "total_count": 3})
     );
     let got = s
@@ -657,7 +665,7 @@ async fn add_upsert_update_follow_chroma_semantics() {
         )
         .await;
     assert_eq!(
-        r.ok(),
+        r.ok_object(),
         &json!({"project": p, "collection": c, "updated": 1, "total_count": 3})
     );
     let got = s
@@ -685,7 +693,7 @@ async fn add_upsert_update_follow_chroma_semantics() {
         &json!({"ids": ["r1"], "embeddings": [[-3.0, -3.0]]}),
     )
     .await
-    .ok();
+    .ok_object();
     let q = s
         .query(
             p,
@@ -730,7 +738,7 @@ async fn add_upsert_update_follow_chroma_semantics() {
         )
         .await;
     assert_eq!(
-        r.ok(),
+        r.ok_object(),
         &json!({"project": p, "collection": c, "upserted": 2, "total_count": 4})
     );
     assert_eq!(s.count(p, c).await, 4);
@@ -795,7 +803,7 @@ async fn metadata_null_removes_key_and_values_keep_types() {
         &json!({"ids": ["b"], "metadatas": [{"drop": null, "new": "n"}]}),
     )
     .await
-    .ok();
+    .ok_object();
     let got = s.get_records(p, c, &json!({"ids": ["b"]})).await;
     assert_eq!(got["metadatas"], json!([{"keep": 1, "new": "n"}]));
 
@@ -805,7 +813,7 @@ async fn metadata_null_removes_key_and_values_keep_types() {
         &json!({"ids": ["b"], "embeddings": [[0, 1]], "metadatas": [{"new": null, "keep": 5}]}),
     )
     .await
-    .ok();
+    .ok_object();
     let got = s.get_records(p, c, &json!({"ids": ["b"]})).await;
     assert_eq!(got["metadatas"], json!([{"keep": 5}]));
 
@@ -815,7 +823,7 @@ async fn metadata_null_removes_key_and_values_keep_types() {
         &json!({"ids": ["b"], "metadatas": [{"keep": null}]}),
     )
     .await
-    .ok();
+    .ok_object();
     let got = s.get_records(p, c, &json!({"ids": ["b"]})).await;
     assert_eq!(got["metadatas"], json!([null]));
     // and the removed key no longer matches filters
@@ -839,7 +847,7 @@ async fn base64_embeddings_are_accepted() {
             &json!({"ids": ["x", "y"], "embeddings": [b64(&v1), v2.to_vec()]}),
         )
         .await;
-    assert_eq!(r.ok()["added"], json!(2));
+    assert_eq!(r.ok_object()["added"], json!(2));
     assert_eq!(s.collection(p, c).await["dimension"], json!(4));
     let got = s
         .get_records(p, c, &json!({"ids": ["x", "y"], "include": ["embeddings"]}))
@@ -854,14 +862,14 @@ async fn base64_embeddings_are_accepted() {
         &json!({"ids": ["x"], "embeddings": [b64(&v3)]}),
     )
     .await
-    .ok();
+    .ok_object();
     let v4 = [-9.0f32, 0.0, 0.0, 0.0];
     s.post(
         &cpath(p, c, "/upsert"),
         &json!({"ids": ["z"], "embeddings": [b64(&v4)]}),
     )
     .await
-    .ok();
+    .ok_object();
     let got = s
         .get_records(p, c, &json!({"ids": ["x", "z"], "include": ["embeddings"]}))
         .await;
@@ -909,15 +917,15 @@ async fn delete_by_ids_where_document_and_limit() {
         )
         .await;
     assert_eq!(
-        r.ok(),
+        r.ok_object(),
         &json!({"project": p, "collection": c, "deleted": 2, "total_count": 18})
     );
     // by where: g == 1 → id05, id09, id13, id17 remain of 1,5,9,13,17
     let r = s
         .post(&cpath(p, c, "/delete"), &json!({"where": {"g": 1}}))
         .await;
-    assert_eq!(r.ok()["deleted"], json!(4));
-    assert_eq!(r.ok()["total_count"], json!(14));
+    assert_eq!(r.ok_object()["deleted"], json!(4));
+    assert_eq!(r.ok_object()["total_count"], json!(14));
     // by where_document
     let r = s
         .post(
@@ -925,8 +933,8 @@ async fn delete_by_ids_where_document_and_limit() {
             &json!({"where_document": {"$contains": "odd 3"}}),
         )
         .await;
-    assert_eq!(r.ok()["deleted"], json!(1)); // id03
-    assert_eq!(r.ok()["total_count"], json!(13));
+    assert_eq!(r.ok_object()["deleted"], json!(1)); // id03
+    assert_eq!(r.ok_object()["total_count"], json!(13));
     // with limit: g == 2 matches id02, id06, id10, id14, id18
     let r = s
         .post(
@@ -934,8 +942,8 @@ async fn delete_by_ids_where_document_and_limit() {
             &json!({"where": {"g": 2}, "limit": 2}),
         )
         .await;
-    assert_eq!(r.ok()["deleted"], json!(2));
-    assert_eq!(r.ok()["total_count"], json!(11));
+    assert_eq!(r.ok_object()["deleted"], json!(2));
+    assert_eq!(r.ok_object()["total_count"], json!(11));
     let left = s.get_records(p, c, &json!({"where": {"g": 2}})).await;
     assert_eq!(ids_of(&left["ids"]).len(), 3);
     // ids and where together: only ids that match
@@ -945,8 +953,8 @@ async fn delete_by_ids_where_document_and_limit() {
             &json!({"ids": ["id04", "id07", "id08"], "where": {"g": 0}}),
         )
         .await;
-    assert_eq!(r.ok()["deleted"], json!(2)); // id04, id08
-    assert_eq!(r.ok()["total_count"], json!(9));
+    assert_eq!(r.ok_object()["deleted"], json!(2)); // id04, id08
+    assert_eq!(r.ok_object()["total_count"], json!(9));
     // the original server's DELETE …/documents
     let r = s
         .delete_json(
@@ -955,15 +963,15 @@ async fn delete_by_ids_where_document_and_limit() {
         )
         .await;
     assert_eq!(
-        r.ok(),
+        r.ok_object(),
         &json!({"project": p, "collection": c, "deleted": 2, "total_count": 7})
     );
     // deleting nothing
     let r = s
         .post(&cpath(p, c, "/delete"), &json!({"ids": ["id00"]}))
         .await;
-    assert_eq!(r.ok()["deleted"], json!(0));
-    assert_eq!(r.ok()["total_count"], json!(7));
+    assert_eq!(r.ok_object()["deleted"], json!(0));
+    assert_eq!(r.ok_object()["total_count"], json!(7));
 
     let remaining = sorted(ids_of(&s.get_records(p, c, &json!({})).await["ids"]));
     assert_eq!(remaining.len(), 7);
@@ -1009,7 +1017,7 @@ async fn check_query_space(space: &str) {
             &json!({"query_embeddings": queries, "n_results": 5, "include": ["distances"]}),
         )
         .await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "collection", "results"]));
     let res = &body["results"];
     assert_eq!(
@@ -1154,7 +1162,7 @@ async fn get_by_query_params_and_body() {
 
     // GET, repeated ids, default include, answered in the order asked
     let r = s.get(&cpath(p, c, "/get?ids=k3&ids=k1&ids=missing")).await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "collection", "results"]));
     assert_eq!(body["project"], json!(p));
     assert_eq!(body["collection"], json!(c));
@@ -1178,7 +1186,7 @@ async fn get_by_query_params_and_body() {
             "/get?ids=k2&include=embeddings&include=metadatas",
         ))
         .await;
-    let res = &r.ok()["results"];
+    let res = &r.ok_object()["results"];
     assert_eq!(res["documents"], Value::Null);
     assert_eq!(res["metadatas"], json!([{"i": 2, "even": true}]));
     assert_eq!(f32s(&res["embeddings"][0]), vec![2.0, 1.0]);
@@ -1189,22 +1197,22 @@ async fn get_by_query_params_and_body() {
     let r = s
         .get(&cpath(p, c, &format!("/get?where={w}&limit=2&offset=1")))
         .await;
-    assert_eq!(r.ok()["results"]["ids"], json!(["k2", "k4"]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(["k2", "k4"]));
     let wd = qs(&json!({"$contains": "doc 7"}).to_string());
     let r = s
         .get(&cpath(p, c, &format!("/get?where_document={wd}")))
         .await;
-    assert_eq!(r.ok()["results"]["ids"], json!(["k7"]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(["k7"]));
 
     // plain GET returns everything in write order
     let r = s.get(&cpath(p, c, "/get")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!(ids));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(ids));
     let r = s.get(&cpath(p, c, "/get?limit=3")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!(["k0", "k1", "k2"]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(["k0", "k1", "k2"]));
     let r = s.get(&cpath(p, c, "/get?offset=8")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!(["k8", "k9"]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(["k8", "k9"]));
     let r = s.get(&cpath(p, c, "/get?offset=20")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!([]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!([]));
 
     // POST body: same answers
     let res = s
@@ -1228,7 +1236,7 @@ async fn get_by_query_params_and_body() {
     assert_eq!(res["ids"], json!([]));
     // an empty body means "everything"
     let r = s.post_raw(&cpath(p, c, "/get"), "").await;
-    assert_eq!(r.ok()["results"]["ids"], json!(ids));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(ids));
 }
 
 #[tokio::test]
@@ -1237,9 +1245,12 @@ async fn count_and_peek() {
     let (p, c) = ("proj", "count-peek");
     s.create_collection(p, c, json!({})).await;
     let r = s.get(&cpath(p, c, "/count")).await;
-    assert_eq!(r.ok(), &json!({"project": p, "collection": c, "count": 0}));
+    assert_eq!(
+        r.ok_object(),
+        &json!({"project": p, "collection": c, "count": 0})
+    );
     let r = s.get(&cpath(p, c, "/peek")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!([]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!([]));
 
     let n = 15;
     let ids: Vec<String> = (0..n).map(|i| format!("p{i:02}")).collect();
@@ -1253,10 +1264,13 @@ async fn count_and_peek() {
     )
     .await;
     let r = s.get(&cpath(p, c, "/count")).await;
-    assert_eq!(r.ok(), &json!({"project": p, "collection": c, "count": n}));
+    assert_eq!(
+        r.ok_object(),
+        &json!({"project": p, "collection": c, "count": n})
+    );
 
     let r = s.get(&cpath(p, c, "/peek")).await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(keys(body), strs(&["project", "collection", "results"]));
     let res = &body["results"];
     assert_eq!(res["ids"], json!(ids[..10]));
@@ -1271,9 +1285,9 @@ async fn count_and_peek() {
         assert_eq!(f32s(&res["embeddings"][i]), embs[i]);
     }
     let r = s.get(&cpath(p, c, "/peek?limit=3")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!(ids[..3]));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(ids[..3]));
     let r = s.get(&cpath(p, c, "/peek?limit=100")).await;
-    assert_eq!(r.ok()["results"]["ids"], json!(ids));
+    assert_eq!(r.ok_object()["results"]["ids"], json!(ids));
 }
 
 /// Four records with different missing fields.
@@ -1748,7 +1762,7 @@ async fn metadata_filters_on_get_and_query() {
         let r = s
             .get(&cpath(p, c, &format!("/get?where={}", qs(&w.to_string()))))
             .await;
-        let g_ids = sorted(ids_of(&r.ok()["results"]["ids"]));
+        let g_ids = sorted(ids_of(&r.ok_object()["results"]["ids"]));
         if g_ids != want {
             failures.push(format!("GET ?where={w}: got {g_ids:?}, want {want:?}"));
         }
@@ -1949,7 +1963,7 @@ async fn long_project_names_work() {
     }
     // listed under their real names, with their figures
     let list = s.get("/api/v1/projects").await;
-    let projects = list.ok()["projects"].as_array().unwrap().clone();
+    let projects = list.ok_object()["projects"].as_array().unwrap().clone();
     for (k, name) in names.iter().enumerate() {
         let p = projects
             .iter()
@@ -1961,13 +1975,13 @@ async fn long_project_names_work() {
     assert_eq!(projects.len(), names.len(), "{}", list.text);
     // and deleted like any other
     for name in &names {
-        s.delete(&format!("/api/v1/{name}")).await.ok();
+        s.delete(&format!("/api/v1/{name}")).await.ok_object();
         s.delete(&format!("/api/v1/{name}"))
             .await
-            .err(404, "NotFoundError");
+            .chroma_err(404, "NotFoundError");
     }
     assert_eq!(
-        s.get("/api/v1/projects").await.ok(),
+        s.get("/api/v1/projects").await.ok_object(),
         &json!({"projects": []})
     );
     assert!(
@@ -2000,7 +2014,7 @@ async fn filters_follow_metadata_changes() {
         &json!({"ids": ["a"], "metadatas": [{"v": 300, "tag": ["z"], "s": "new"}], "documents": ["changed text"]}),
     )
     .await
-    .ok();
+    .ok_object();
     let ids = |w: Value| {
         let s = &s;
         async move { ids_of(&s.get_records(p, c, &json!({"where": w})).await["ids"]) }
@@ -2030,7 +2044,7 @@ async fn filters_follow_metadata_changes() {
         &json!({"ids": ["b"], "embeddings": [[7, 7]], "metadatas": [{"v": 40}]}),
     )
     .await
-    .ok();
+    .ok_object();
     assert_eq!(ids(json!({"v": 40})).await, ["b"]);
     assert_eq!(ids(json!({"v": 4})).await, Vec::<String>::new());
     assert_eq!(ids(json!({"v": {"$gte": 0}})).await.len(), 3);
@@ -2047,7 +2061,7 @@ async fn filters_follow_metadata_changes() {
     // deleted records stop matching
     s.post(&cpath(p, c, "/delete"), &json!({"ids": ["b"]}))
         .await
-        .ok();
+        .ok_object();
     assert_eq!(ids(json!({"v": 40})).await, Vec::<String>::new());
     assert_eq!(ids(json!({"v": {"$ne": 1}})).await, ["a", "c"]);
 }

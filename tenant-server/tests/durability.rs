@@ -172,7 +172,7 @@ async fn records_survive_sigkill() {
             }),
         )
         .await;
-    assert_eq!(r.ok()["updated"], json!(20));
+    assert_eq!(r.ok_object()["updated"], json!(20));
     let gone: Vec<usize> = (N - 10..N).collect();
     let r = s
         .post(
@@ -180,9 +180,9 @@ async fn records_survive_sigkill() {
             &json!({"ids": gone.iter().map(|i| d.ids[*i].clone()).collect::<Vec<_>>()}),
         )
         .await;
-    assert_eq!(r.ok()["deleted"], json!(10));
+    assert_eq!(r.ok_object()["deleted"], json!(10));
 
-    s.kill9();
+    s.kill();
     s.restart().await;
 
     let expect: Vec<(usize, String)> = (0..N - 10)
@@ -213,8 +213,8 @@ async fn records_survive_sigkill() {
             &json!({"ids": [d.ids[N - 1]], "embeddings": [d.embs[N - 1]], "documents": [d.docs[N - 1]], "metadatas": [d.mds[N - 1]], "uris": [d.uris[N - 1]]}),
         )
         .await;
-    assert_eq!(r.ok()["added"], json!(1));
-    s.kill9();
+    assert_eq!(r.ok_object()["added"], json!(1));
+    s.kill();
     s.restart().await;
     assert_eq!(s.count(P, C).await, (N - 9) as u64);
     assert_records(&s, &d, &[(N - 1, d.docs[N - 1].clone())], &gone[..9]).await;
@@ -305,7 +305,7 @@ async fn index_is_rebuilt_after_deletion_and_corruption() {
     let r = s
         .post(&cpath(P, C, "/delete"), &json!({"ids": [d.ids[0]]}))
         .await;
-    assert_eq!(r.ok()["deleted"], json!(1));
+    assert_eq!(r.ok_object()["deleted"], json!(1));
     assert_eq!(s.get("/api/v1/heartbeat").await.status, 200);
     assert!(s.is_running());
     let status = s.terminate().await;
@@ -360,13 +360,13 @@ async fn catalog_changes_survive_sigkill() {
         &json!({"new_name": "second-name", "new_metadata": {"owner": "you"}}),
     )
     .await
-    .ok();
+    .ok_object();
     s.put(
         &cpath(P, "second-name", ""),
         &json!({"new_configuration": {"hnsw": {"ef_search": 77}}}),
     )
     .await
-    .ok();
+    .ok_object();
     s.create_collection(P, "short-lived", json!({})).await;
     s.add(
         P,
@@ -374,25 +374,25 @@ async fn catalog_changes_survive_sigkill() {
         &json!({"ids": ["x"], "embeddings": [[1, 2]]}),
     )
     .await;
-    s.delete(&cpath(P, "short-lived", "")).await.ok();
+    s.delete(&cpath(P, "short-lived", "")).await.ok_object();
     s.create_collection("doomed-project", "some-coll", json!({}))
         .await;
-    s.delete("/api/v1/doomed-project").await.ok();
+    s.delete("/api/v1/doomed-project").await.ok_object();
     // new vectors for some records, and deletes
     s.post(
         &cpath(P, "second-name", "/upsert"),
         &json!({"ids": d.ids[..5], "embeddings": d.embs[100..105]}),
     )
     .await
-    .ok();
+    .ok_object();
     s.post(
         &cpath(P, "second-name", "/delete"),
         &json!({"ids": d.ids[45..50]}),
     )
     .await
-    .ok();
+    .ok_object();
 
-    s.kill9();
+    s.kill();
     s.restart().await;
 
     let c = s.collection(P, "second-name").await;
@@ -406,19 +406,19 @@ async fn catalog_changes_survive_sigkill() {
     assert_eq!(c["count"], json!(45));
     s.get(&cpath(P, "first-name", ""))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     s.get(&cpath(P, "short-lived", ""))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     let list = s.get(&format!("/api/v1/{P}/collections")).await;
     assert_eq!(
-        list.ok()["collections"].as_array().unwrap().len(),
+        list.ok_object()["collections"].as_array().unwrap().len(),
         1,
         "{}",
         list.text
     );
     let projects = s.get("/api/v1/projects").await;
-    let names: Vec<&str> = projects.ok()["projects"]
+    let names: Vec<&str> = projects.ok_object()["projects"]
         .as_array()
         .unwrap()
         .iter()
@@ -477,10 +477,10 @@ async fn deleted_records_stay_out_of_a_saved_graph() {
             &json!({"ids": gone.iter().map(|i| d.ids[*i].clone()).collect::<Vec<_>>()}),
         )
         .await;
-    assert_eq!(r.ok()["deleted"], json!(gone.len()));
+    assert_eq!(r.ok_object()["deleted"], json!(gone.len()));
     let live: Vec<usize> = (0..N).filter(|i| i % 20 != 0).collect();
     check_deleted(&s, &d, &gone, &live, "after delete").await;
-    s.kill9();
+    s.kill();
     s.restart().await;
     check_deleted(&s, &d, &gone, &live, "after SIGKILL").await;
     s.wait_indexed(P, C, Duration::from_secs(120)).await;

@@ -90,13 +90,13 @@ async fn malformed_and_non_object_bodies() {
     for path in &endpoints {
         for body in ["{\"ids\": [", "{ids: 1}", "not json", "{\"a\": 1}}"] {
             let r = s.post_raw(path, body).await;
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(!msg.is_empty(), "{path} {body}");
         }
         for body in ["[1, 2]", "\"string\"", "42", "null", "true"] {
             s.post_raw(path, body)
                 .await
-                .err(400, "InvalidArgumentError");
+                .chroma_err(400, "InvalidArgumentError");
         }
     }
     // PUT and DELETE bodies too
@@ -106,20 +106,20 @@ async fn malformed_and_non_object_bodies() {
         Some(b"{\"new_name\": ".to_vec()),
     )
     .await
-    .err(400, "InvalidArgumentError");
+    .chroma_err(400, "InvalidArgumentError");
     s.request(reqwest::Method::PUT, &op(""), Some(b"[]".to_vec()))
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     s.request(
         reqwest::Method::DELETE,
         &op("/documents"),
         Some(b"{\"ids\": [".to_vec()),
     )
     .await
-    .err(400, "InvalidArgumentError");
+    .chroma_err(400, "InvalidArgumentError");
     assert_untouched(&s).await;
     let list = s.get("/api/v1/proj/collections").await;
-    assert_eq!(list.ok()["collections"].as_array().unwrap().len(), 1);
+    assert_eq!(list.ok_object()["collections"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -230,7 +230,7 @@ async fn missing_and_mistyped_fields() {
     for (path, body) in &cases {
         let r = s.post(&op(path), body).await;
         assert_eq!(r.status, 400, "{path} {body} -> {} {}", r.status, r.text);
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
     }
     for q in [
         "/get?limit=abc",
@@ -240,7 +240,7 @@ async fn missing_and_mistyped_fields() {
         "/get?where_document=%5B",
         "/peek?limit=x",
     ] {
-        s.get(&op(q)).await.err(400, "InvalidArgumentError");
+        s.get(&op(q)).await.chroma_err(400, "InvalidArgumentError");
     }
     // collection-level fields
     for body in [
@@ -259,7 +259,7 @@ async fn missing_and_mistyped_fields() {
     ] {
         let r = s.post("/api/v1/proj/collections", &body).await;
         assert_eq!(r.status, 400, "{body} -> {}", r.text);
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
     }
     for body in [
         json!({"new_name": 5}),
@@ -268,11 +268,13 @@ async fn missing_and_mistyped_fields() {
         json!({"new_configuration": {"hnsw": {"space": "l2"}}}),
         json!({"new_configuration": {"hnsw": "x"}}),
     ] {
-        s.put(&op(""), &body).await.err(400, "InvalidArgumentError");
+        s.put(&op(""), &body)
+            .await
+            .chroma_err(400, "InvalidArgumentError");
     }
     s.get(&cpath(P, "ok-name", ""))
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     let c = s.collection(P, C).await;
     assert_eq!(c["name"], json!(C));
     assert_eq!(c["configuration"]["hnsw"]["space"], json!("l2"));
@@ -296,14 +298,14 @@ async fn wrong_dimension() {
         ),
     ] {
         let r = s.post(&op(path), &body).await;
-        let msg = r.err(400, "InvalidDimension");
+        let msg = r.chroma_err(400, "InvalidDimension");
         assert_eq!(msg, want, "{path} {body}");
     }
     let r = s
         .post(&op("/add"), &json!({"ids": ["n1"], "embeddings": [[1]]}))
         .await;
     assert_eq!(
-        r.err(400, "InvalidDimension"),
+        r.chroma_err(400, "InvalidDimension"),
         "Collection expecting embedding with dimension of 2, got 1"
     );
     assert_untouched(&s).await;
@@ -316,7 +318,7 @@ async fn wrong_dimension() {
             &json!({"ids": ["a", "b"], "embeddings": [[1, 2], [1, 2, 3]]}),
         )
         .await;
-    assert_eq!(r.err(400, "InvalidDimension"), want);
+    assert_eq!(r.chroma_err(400, "InvalidDimension"), want);
     let c = s.collection(P, "fresh").await;
     assert_eq!(c["dimension"], Value::Null);
     assert_eq!(c["count"], json!(0));
@@ -362,7 +364,7 @@ async fn lists_of_different_lengths() {
     ] {
         let r = s.post(&op(path), &body).await;
         assert_eq!(r.status, 400, "{path} {body}: {}", r.text);
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
     }
     assert_untouched(&s).await;
 }
@@ -389,7 +391,7 @@ async fn duplicate_ids_in_a_batch() {
         ),
     ] {
         let r = s.post(&op(path), &body).await;
-        let msg = r.err(400, "DuplicateIDError");
+        let msg = r.chroma_err(400, "DuplicateIDError");
         assert!(
             msg.contains("e1") || msg.contains("n1") || msg.contains("e2"),
             "{msg}"
@@ -402,7 +404,7 @@ async fn duplicate_ids_in_a_batch() {
 async fn unknown_project_and_collection() {
     let s = server_with_data(&[]).await;
     let r = s.delete("/api/v1/never-existed").await;
-    let msg = r.err(404, "NotFoundError");
+    let msg = r.chroma_err(404, "NotFoundError");
     assert!(msg.contains("never-existed"), "{msg}");
 
     let want = "Collection [nope] does not exist";
@@ -426,14 +428,14 @@ async fn unknown_project_and_collection() {
         s.get(&n("/peek")).await,
     ];
     for r in resps {
-        assert_eq!(r.err(404, "NotFoundError"), want);
+        assert_eq!(r.chroma_err(404, "NotFoundError"), want);
     }
     // an unknown collection in another (new) project
     let r = s.get(&cpath("other-proj", "nope", "/count")).await;
-    assert_eq!(r.err(404, "NotFoundError"), want);
+    assert_eq!(r.chroma_err(404, "NotFoundError"), want);
     // nothing was created by those requests
     let list = s.get("/api/v1/proj/collections").await;
-    assert_eq!(list.ok()["collections"].as_array().unwrap().len(), 1);
+    assert_eq!(list.ok_object()["collections"].as_array().unwrap().len(), 1);
     assert_untouched(&s).await;
 }
 
@@ -444,7 +446,7 @@ async fn duplicate_collection_names() {
         .post("/api/v1/proj/collections", &json!({"name": C}))
         .await;
     assert_eq!(
-        r.err(409, "UniqueConstraintError"),
+        r.chroma_err(409, "UniqueConstraintError"),
         format!("Collection [{C}] already exists")
     );
     let r = s
@@ -453,13 +455,13 @@ async fn duplicate_collection_names() {
             &json!({"name": C, "get_or_create": false}),
         )
         .await;
-    r.err(409, "UniqueConstraintError");
+    r.chroma_err(409, "UniqueConstraintError");
     s.create_collection(P, "second", json!({})).await;
     let r = s
         .put(&cpath(P, "second", ""), &json!({"new_name": C}))
         .await;
     assert_eq!(
-        r.err(409, "UniqueConstraintError"),
+        r.chroma_err(409, "UniqueConstraintError"),
         format!("Collection [{C}] already exists")
     );
     // both still there, unchanged
@@ -520,7 +522,7 @@ async fn illegal_project_names() {
                 "project name {name:?} request {i}: {} {}",
                 r.status, r.text
             );
-            r.err(400, "InvalidArgumentError");
+            r.chroma_err(400, "InvalidArgumentError");
         }
     }
     let tree = list_tree(s.workspace());
@@ -533,7 +535,7 @@ async fn illegal_project_names() {
     assert!(!parent.join("escape").exists());
     assert!(!parent.join("knowledge-graph").exists());
     let list = s.get("/api/v1/projects").await;
-    assert_eq!(list.ok(), &json!({"projects": []}));
+    assert_eq!(list.ok_object(), &json!({"projects": []}));
 }
 
 #[tokio::test]
@@ -541,7 +543,7 @@ async fn illegal_project_name_with_invalid_utf8_gets_json_error() {
     let s = TestServer::start(&[]).await;
     let r = s.raw("GET", "/api/v1/ab%FFcd/collections", None);
     assert_eq!(r.status, 400, "{}", r.text);
-    r.err(400, "InvalidArgumentError");
+    r.chroma_err(400, "InvalidArgumentError");
     assert!(list_tree(s.workspace()).is_empty());
 }
 
@@ -569,13 +571,13 @@ async fn illegal_collection_names() {
             .post("/api/v1/proj/collections", &json!({"name": name}))
             .await;
         assert_eq!(r.status, 400, "collection name {name:?}: {}", r.text);
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
         let r = s.put(&op(""), &json!({"new_name": name})).await;
         assert_eq!(r.status, 400, "rename to {name:?}: {}", r.text);
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
     }
     let list = s.get("/api/v1/proj/collections").await;
-    let names: Vec<&str> = list.ok()["collections"]
+    let names: Vec<&str> = list.ok_object()["collections"]
         .as_array()
         .unwrap()
         .iter()
@@ -623,7 +625,7 @@ async fn bad_filters() {
         ];
         for (i, r) in resps.iter().enumerate() {
             assert_eq!(r.status, 400, "where {w} request {i}: {}", r.text);
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(msg.starts_with("Invalid where clause"), "where {w}: {msg}");
         }
     }
@@ -652,7 +654,7 @@ async fn bad_filters() {
         ];
         for (i, r) in resps.iter().enumerate() {
             assert_eq!(r.status, 400, "where_document {wd} request {i}: {}", r.text);
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(
                 msg.starts_with("Invalid where_document clause"),
                 "where_document {wd}: {msg}"
@@ -674,7 +676,7 @@ async fn bad_filters() {
             s.post(&op("/delete"), &json!({"where_document": wd})).await,
         ];
         for r in resps {
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(msg.starts_with("Regex syntax errror"), "{wd}: {msg}");
         }
     }
@@ -689,16 +691,16 @@ async fn oversize_body() {
     let body = json!({"ids": ids, "embeddings": embs});
     assert!(serde_json::to_vec(&body).unwrap().len() > 1000);
     let r = s.post(&op("/add"), &body).await;
-    r.err(413, "PayloadTooLargeError");
+    r.chroma_err(413, "PayloadTooLargeError");
     let r = s
         .post(
             &op("/query"),
             &json!({"query_embeddings": vec![vec![0.5f32; 2]; 200]}),
         )
         .await;
-    r.err(413, "PayloadTooLargeError");
+    r.chroma_err(413, "PayloadTooLargeError");
     let r = s.post_raw(&op("/get"), vec![b' '; 5000]).await;
-    r.err(413, "PayloadTooLargeError");
+    r.chroma_err(413, "PayloadTooLargeError");
     assert_untouched(&s).await;
     // a body just under the limit is fine
     let ids: Vec<String> = (0..20).map(|i| format!("ok-{i}")).collect();
@@ -730,7 +732,7 @@ async fn nan_and_infinite_vectors() {
     ] {
         let r = s.post(&op(path), &body).await;
         assert_eq!(r.status, 400, "{path} {body}: {}", r.text);
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
     }
     assert_untouched(&s).await;
     // and in a first batch: nothing is written, the dimension stays unset
@@ -741,7 +743,7 @@ async fn nan_and_infinite_vectors() {
             &json!({"ids": ["a", "b"], "embeddings": [[1.0, 2.0], [1e39, 2.0]]}),
         )
         .await;
-    r.err(400, "InvalidArgumentError");
+    r.chroma_err(400, "InvalidArgumentError");
     let c = s.collection(P, "fresh").await;
     assert_eq!(c["count"], json!(0));
     assert_eq!(c["dimension"], Value::Null);
@@ -761,7 +763,7 @@ async fn unknown_routes() {
     ] {
         let r = s.raw(method, path, None);
         assert_eq!(r.status, 404, "{method} {path}: {}", r.text);
-        let msg = r.err(404, "NotFoundError");
+        let msg = r.chroma_err(404, "NotFoundError");
         assert!(!msg.is_empty());
     }
     assert_untouched(&s).await;
@@ -889,7 +891,7 @@ async fn a_batch_with_one_bad_record_writes_nothing() {
     for (path, body, kind) in &cases {
         let r = s.post(&op(path), body).await;
         assert_eq!(r.status, 400, "{path} {body}: {}", r.text);
-        r.err(400, kind);
+        r.chroma_err(400, kind);
         let got = s
             .get_records(P, C, &json!({"ids": ["n1", "n2", "n3"]}))
             .await;
@@ -906,17 +908,17 @@ async fn a_batch_with_one_bad_record_writes_nothing() {
 async fn every_error_carries_trace_header_and_json_content_type() {
     let s = server_with_data(&[]).await;
     let r = s.post_raw(&op("/add"), "{").await;
-    r.err(400, "InvalidArgumentError");
+    r.chroma_err(400, "InvalidArgumentError");
     let ct = r.header("content-type").unwrap_or_default();
     assert!(ct.starts_with("application/json"), "content-type {ct}");
     let r = s.get(&cpath(P, "missing", "")).await;
-    r.err(404, "NotFoundError");
+    r.chroma_err(404, "NotFoundError");
     assert!(r
         .header("content-type")
         .unwrap_or_default()
         .starts_with("application/json"));
     let r = s.get("/nowhere").await;
-    r.err(404, "NotFoundError");
+    r.chroma_err(404, "NotFoundError");
     assert!(r
         .header("content-type")
         .unwrap_or_default()
@@ -955,7 +957,7 @@ async fn huge_n_results_and_limits_are_safe() {
             &json!({"where": {"k": 99}, "limit": u64::MAX}),
         )
         .await;
-    assert_eq!(r.ok()["deleted"], json!(0));
+    assert_eq!(r.ok_object()["deleted"], json!(0));
     assert_eq!(s.get("/api/v1/heartbeat").await.status, 200);
     assert_untouched(&s).await;
 }

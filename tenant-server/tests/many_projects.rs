@@ -69,7 +69,7 @@ async fn check_project(s: &TestServer, k: usize, round: &str) {
         "{round}: count of {p}"
     );
     let cols = s.get(&format!("/api/v1/{p}/collections")).await;
-    let names: Vec<&str> = cols.ok()["collections"]
+    let names: Vec<&str> = cols.ok_object()["collections"]
         .as_array()
         .unwrap()
         .iter()
@@ -139,7 +139,7 @@ fn assert_listing(listing: &Value, what: &str) {
 async fn settled_listing(s: &TestServer) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let listing = s.get("/api/v1/projects").await.ok().clone();
+        let listing = s.get("/api/v1/projects").await.ok_object().clone();
         let projects = listing["projects"].as_array().unwrap();
         if projects.len() == PROJECTS && projects.iter().all(|p| p["records"] == json!(RECORDS)) {
             return listing;
@@ -159,7 +159,7 @@ async fn listing_is_exact_right_after_evictions() {
         // every listing, even one taken while evicted projects are still closing, shows
         // every project with its figures
         let listing = s.get("/api/v1/projects").await;
-        let projects = listing.ok()["projects"].as_array().unwrap();
+        let projects = listing.ok_object()["projects"].as_array().unwrap();
         assert_eq!(projects.len(), k + 1, "{}", listing.text);
         for p in projects {
             assert_eq!(
@@ -243,7 +243,7 @@ async fn many_projects_with_few_open() {
         &json!({"ids": ["id-0"], "documents": ["changed"]}),
     )
     .await
-    .ok();
+    .ok_object();
     for k in 1..PROJECTS {
         s.count(&project(k), &coll(k)).await;
     }
@@ -261,7 +261,7 @@ async fn idle_projects_are_closed_and_reopen_intact() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let listing = s.get("/api/v1/projects").await;
-        let projects = listing.ok()["projects"].as_array().unwrap().clone();
+        let projects = listing.ok_object()["projects"].as_array().unwrap().clone();
         assert_eq!(projects.len(), 3);
         if projects.iter().all(|p| p["open"] == json!(false)) {
             for p in &projects {
@@ -281,5 +281,5 @@ async fn idle_projects_are_closed_and_reopen_intact() {
         check_project(&s, k, "after idle close").await;
     }
     let listing = s.get("/api/v1/projects").await;
-    assert!(open_count(listing.ok()) >= 1, "{}", listing.text);
+    assert!(open_count(listing.ok_object()) >= 1, "{}", listing.text);
 }

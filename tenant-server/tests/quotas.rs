@@ -15,7 +15,7 @@ impl Admin<'_> {
     async fn info(&self, p: &str) -> Value {
         self.call(Method::GET, &format!("/projects/{p}"), None)
             .await
-            .ok()
+            .ok_object()
             .clone()
     }
 
@@ -30,34 +30,16 @@ impl Admin<'_> {
         let r = self
             .call(Method::PUT, &format!("/projects/{p}/quotas"), Some(quotas))
             .await;
-        r.ok().clone()
+        r.ok_object().clone()
     }
 
     /// A request with a binary body, answered in JSON.
     async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (Resp, Vec<u8>) {
-        let mut rb = self
-            .s
-            .client
-            .request(method, self.s.url(&format!("/admin/v1{path}")));
-        if let Some(b) = body {
-            rb = rb.header("content-type", "application/x-tar").body(b);
+        let r = self.binary(method, path, body, "application/x-tar").await;
+        if let Some(e) = &r.body_error {
+            panic!("body: {e}");
         }
-        let r = rb.send().await.expect("request");
-        let status = r.status().as_u16();
-        let headers = r
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let bytes = r.bytes().await.expect("body").to_vec();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let resp = Resp {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        };
-        (resp, bytes)
+        (r.resp(), r.bytes)
     }
 }
 
@@ -68,19 +50,9 @@ fn quotas(c: Option<u64>, r: Option<u64>, b: Option<u64>) -> Value {
 /// Asserts a refused write: `400 QuotaError` naming the quota and the project.
 #[track_caller]
 fn assert_quota(r: &Resp, quota: &str, project: &str, what: &str) {
-    let msg = r.err(400, "QuotaError");
+    let msg = r.chroma_err(400, "QuotaError");
     assert!(msg.contains(quota), "{what}: {msg}");
     assert!(msg.contains(&format!("[{project}]")), "{what}: {msg}");
-}
-
-#[track_caller]
-fn assert_ok(r: &Resp, what: &str) {
-    assert!(
-        (200..300).contains(&r.status),
-        "{what}: expected success, got {}: {}",
-        r.status,
-        r.text
-    );
 }
 
 /// Records `{prefix}{i}` for i in `range`, dimension `dim`.
@@ -105,7 +77,7 @@ fn v2_collections(p: &str) -> String {
 
 async fn collection_names(s: &TestServer, p: &str) -> Vec<String> {
     let r = s.get(&format!("/api/v1/{p}/collections")).await;
-    r.ok()["collections"]
+    r.ok_object()["collections"]
         .as_array()
         .expect("collections")
         .iter()
@@ -187,19 +159,19 @@ async fn collection_quota_refuses_the_next_collection_through_both_apis() {
             &json!({"name": "one", "get_or_create": true}),
         )
         .await;
-    assert_eq!(r.ok()["collection"]["name"], json!("one"));
+    assert_eq!(r.ok_object()["collection"]["name"], json!("one"));
     let r = s
         .post(
             &v2_collections(p),
             &json!({"name": "two", "get_or_create": true}),
         )
         .await;
-    assert_eq!(r.ok()["name"], json!("two"));
+    assert_eq!(r.ok_object()["name"], json!("two"));
     // a plain create of an existing name is still "exists", not a quota error
     let r = s
         .post(&format!("/api/v1/{p}/collections"), &json!({"name": "one"}))
         .await;
-    r.err(409, "UniqueConstraintError");
+    r.chroma_err(409, "UniqueConstraintError");
 
     // deleting one makes room
     assert_ok(&s.delete(&cpath(p, "two", "")).await, "delete collection");
@@ -370,7 +342,7 @@ async fn byte_quota_refuses_a_big_write_and_never_a_delete() {
             &json!({"name": "v2c", "get_or_create": true}),
         )
         .await;
-    let v2c = r.ok()["id"].as_str().expect("id").to_string();
+    let v2c = r.ok_object()["id"].as_str().expect("id").to_string();
     let r = s
         .post(&format!("{}/{v2c}/upsert", v2_collections(p)), &big)
         .await;
@@ -423,19 +395,28 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
                 &json!({"quotas": {"maxCollections": 1, "maxRecords": 5}}),
             )
             .await;
-        assert_eq!(r.ok()["quotas"], quotas(Some(1), Some(5), None));
+        assert_eq!(r.ok_object()["quotas"], quotas(Some(1), Some(5), None));
         let r = admin
             .provision(
                 p,
                 &json!({"quotas": {"maxCollections": 2, "maxBytes": 1073741824}}),
             )
             .await;
-        assert_eq!(r.ok()["quotas"], quotas(Some(2), None, Some(1 << 30)));
+        assert_eq!(
+            r.ok_object()["quotas"],
+            quotas(Some(2), None, Some(1 << 30))
+        );
         // provisioning without quotas (or with null) leaves them as they are
         let r = admin.provision(p, &json!({})).await;
-        assert_eq!(r.ok()["quotas"], quotas(Some(2), None, Some(1 << 30)));
+        assert_eq!(
+            r.ok_object()["quotas"],
+            quotas(Some(2), None, Some(1 << 30))
+        );
         let r = admin.provision(p, &json!({"quotas": null})).await;
-        assert_eq!(r.ok()["quotas"], quotas(Some(2), None, Some(1 << 30)));
+        assert_eq!(
+            r.ok_object()["quotas"],
+            quotas(Some(2), None, Some(1 << 30))
+        );
         let info = admin
             .set_quotas(
                 p,
@@ -446,7 +427,7 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
         assert_eq!(info["name"], json!(p));
         let listed = admin.call(Method::GET, "/projects", None).await;
         assert_eq!(
-            listed.ok()["projects"][0]["quotas"],
+            listed.ok_object()["projects"][0]["quotas"],
             quotas(Some(1), Some(3), None)
         );
         s.create_collection(p, "only", json!({})).await;
@@ -475,10 +456,10 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
             let r = admin
                 .call(Method::PUT, &format!("/projects/{p}/quotas"), Some(q))
                 .await;
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(msg.contains("quotas") || msg.contains("max"), "{q}: {msg}");
             let r = admin.provision("never-made", &json!({"quotas": q})).await;
-            r.err(400, "InvalidArgumentError");
+            r.chroma_err(400, "InvalidArgumentError");
         }
         // beyond u64
         let r = s
@@ -488,12 +469,12 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
                 Some(br#"{"maxBytes": 18446744073709551616}"#.to_vec()),
             )
             .await;
-        r.err(400, "InvalidArgumentError");
+        r.chroma_err(400, "InvalidArgumentError");
         for body in [json!([1, 2]), json!("maxRecords"), json!(7)] {
             let r = admin
                 .call(Method::PUT, &format!("/projects/{p}/quotas"), Some(&body))
                 .await;
-            r.err(400, "InvalidArgumentError");
+            r.chroma_err(400, "InvalidArgumentError");
         }
         for body in [
             json!({"quotas": 5}),
@@ -503,7 +484,7 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
             admin
                 .provision("never-made", &body)
                 .await
-                .err(400, "InvalidArgumentError");
+                .chroma_err(400, "InvalidArgumentError");
         }
         let r = admin
             .call(
@@ -512,7 +493,7 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
                 Some(&json!({"maxRecords": 1})),
             )
             .await;
-        r.err(404, "NotFoundError");
+        r.chroma_err(404, "NotFoundError");
         assert!(!s.workspace().join("never-made").exists());
         assert_eq!(
             admin.info(p).await["quotas"],
@@ -527,7 +508,7 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
     let info = admin.info(p).await;
     assert_eq!(info["quotas"], quotas(Some(1), Some(3), None), "{info}");
     let listed = admin.call(Method::GET, "/projects", None).await;
-    let entry = listed.ok()["projects"]
+    let entry = listed.ok_object()["projects"]
         .as_array()
         .expect("projects")
         .iter()
@@ -547,7 +528,7 @@ async fn quotas_are_replaced_survive_restarts_and_are_checked() {
         .await;
     assert_quota(&r, "maxRecords", p, "after restart");
     // also after a kill (no graceful close)
-    s.kill9();
+    s.kill();
     s.restart().await;
     let r = s
         .post(&cpath(p, "only", "/add"), &records("r", 3..4, 2))
@@ -607,7 +588,7 @@ async fn quotas_travel_with_a_snapshot() {
                 Some(tar[..cut].to_vec()),
             )
             .await;
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(msg.contains("cut short"), "{msg}");
         assert!(!b_srv.workspace().join(p).exists());
     }
@@ -629,7 +610,7 @@ async fn quotas_travel_with_a_snapshot() {
     let r = b
         .call(Method::DELETE, &format!("/projects/{p}/fence"), None)
         .await;
-    assert_eq!(r.ok()["wasFenced"], json!(true));
+    assert_eq!(r.ok_object()["wasFenced"], json!(true));
 
     let r = b_srv
         .post(

@@ -138,7 +138,7 @@ async fn recall_at_10_unfiltered_and_filtered() {
         )
         .await;
     assert_eq!(
-        r.ok()["collection"]["configuration"]["hnsw"]["ef_search"],
+        r.ok_object()["collection"]["configuration"]["hnsw"]["ef_search"],
         json!(200)
     );
     s.wait_indexed(P, C, Duration::from_secs(150)).await;

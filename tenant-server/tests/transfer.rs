@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use quiver_placement::protocol::{PROJECT_MOVED, PROJECT_PAUSED, PROJECT_STATE_HEADER};
+use quiver_placement::protocol::{PROJECT_PAUSED, PROJECT_STATE_HEADER};
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -20,85 +20,29 @@ const TOKEN: &str = "transfer-admin-token";
 const V2_DB: &str = "databases/default_database";
 
 /// An answer whose body may be binary (snapshots, changes streams).
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    bytes: Vec<u8>,
-    /// Set when the body could not be read to its end (the server cut the stream).
-    body_error: Option<String>,
-}
+type Raw = Binary;
 
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The answer as JSON, for the error checks of [`Resp`].
-    fn resp(&self) -> Resp {
-        let text = String::from_utf8_lossy(&self.bytes).to_string();
-        Resp {
-            status: self.status,
-            headers: self.headers.clone(),
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
-    }
-
-    /// The `x-quiver-sequence` header, which must be there.
-    #[track_caller]
-    fn sequence(&self) -> u64 {
-        self.header("x-quiver-sequence")
-            .unwrap_or_else(|| panic!("no x-quiver-sequence header: {:?}", self.headers))
-            .parse()
-            .expect("x-quiver-sequence is an integer")
-    }
+/// The `x-quiver-sequence` header, which must be there.
+#[track_caller]
+fn sequence(r: &Raw) -> u64 {
+    r.header("x-quiver-sequence")
+        .unwrap_or_else(|| panic!("no x-quiver-sequence header: {:?}", r.headers))
+        .parse()
+        .expect("x-quiver-sequence is an integer")
 }
 
 impl<'a> Admin<'a> {
     /// A request with a binary body (or none), keeping the answer's bytes.
     async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Raw {
-        let mut rb = self
-            .s
-            .client
-            .request(method.clone(), self.s.url(&format!("/admin/v1{path}")));
-        if let Some(t) = self.token {
-            rb = rb.header("authorization", format!("Bearer {t}"));
-        }
-        if let Some(b) = body {
-            rb = rb
-                .header("content-type", "application/octet-stream")
-                .body(b);
-        }
-        let r = rb
-            .send()
+        self.binary(method, path, body, "application/octet-stream")
             .await
-            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}\n{}", self.s.log_tail()));
-        let status = r.status().as_u16();
-        let headers = r
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let (bytes, body_error) = match r.bytes().await {
-            Ok(b) => (b.to_vec(), None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
-        Raw {
-            status,
-            headers,
-            bytes,
-            body_error,
-        }
     }
 
     async fn info(&self, p: &str) -> Value {
         let r = self
             .call(Method::GET, &format!("/projects/{p}"), None)
             .await;
-        r.ok().clone()
+        r.ok_object().clone()
     }
 
     /// B's `sourceSequence` (the copy must be incoming).
@@ -118,7 +62,7 @@ impl<'a> Admin<'a> {
         assert_eq!(r.status, 200, "snapshot of {p}: {}", r.resp().text);
         assert_eq!(r.body_error, None, "snapshot stream cut");
         assert_eq!(r.header("content-type"), Some("application/x-tar"));
-        let seq = r.sequence();
+        let seq = sequence(&r);
         (r.bytes, seq)
     }
 
@@ -152,7 +96,7 @@ impl<'a> Admin<'a> {
             r.header("content-type"),
             Some("application/x-quiver-changes")
         );
-        let seq = r.sequence();
+        let seq = sequence(&r);
         (r.bytes, seq)
     }
 
@@ -221,7 +165,7 @@ async fn ship(a: &Admin<'_>, b: &Admin<'_>, p: &str) -> (u64, u64) {
         assert!(*s > since, "batch at {s} not after {since}");
     }
     let r = b.apply(p, stream).await;
-    let body = r.ok();
+    let body = r.ok_object();
     assert_eq!(body["project"], json!(p));
     let applied = body["appliedBatches"].as_u64().expect("appliedBatches");
     assert_eq!(applied, decoded.batches.len() as u64, "{body}");
@@ -229,40 +173,6 @@ async fn ship(a: &Admin<'_>, b: &Admin<'_>, p: &str) -> (u64, u64) {
     assert_eq!(reached, decoded.end.max(since), "{body}");
     assert_eq!(b.source_sequence(p).await, reached);
     (applied, reached)
-}
-
-#[track_caller]
-fn assert_moved(r: &Resp, what: &str) -> String {
-    assert_eq!(r.status, 503, "{what}: {}", r.text);
-    assert_eq!(
-        r.header(PROJECT_STATE_HEADER),
-        Some(PROJECT_MOVED),
-        "{what}: {:?}",
-        r.headers
-    );
-    r.err(503, "ProjectMoved")
-}
-
-#[track_caller]
-fn assert_paused(r: &Resp, what: &str) {
-    assert_eq!(r.status, 503, "{what}: {}", r.text);
-    assert_eq!(
-        r.header(PROJECT_STATE_HEADER),
-        Some(PROJECT_PAUSED),
-        "{what}: {:?}",
-        r.headers
-    );
-    r.err(503, "ProjectPaused");
-}
-
-#[track_caller]
-fn assert_ok(r: &Resp, what: &str) {
-    assert!(
-        (200..300).contains(&r.status),
-        "{what}: expected success, got {}: {}",
-        r.status,
-        r.text
-    );
 }
 
 fn vector(rng: &mut rand::rngs::StdRng, dim: usize) -> Vec<f32> {
@@ -293,7 +203,10 @@ fn records(
 async fn dump(s: &TestServer, p: &str) -> Value {
     let list = s.get(&format!("/api/v1/{p}/collections")).await;
     let mut out = Map::new();
-    for c in list.ok()["collections"].as_array().expect("collections") {
+    for c in list.ok_object()["collections"]
+        .as_array()
+        .expect("collections")
+    {
         let name = c["name"].as_str().expect("name").to_string();
         let count = s.count(p, &name).await;
         let got = s
@@ -536,7 +449,12 @@ async fn a_whole_move_by_hand_keeps_every_record_and_answer() {
     assert_moved(&r.resp(), "snapshot of an incoming copy");
     // and it is not in the admin stats' fenced count, but it is a project
     let stats = b.call(Method::GET, "/stats", None).await;
-    assert_eq!(stats.ok()["fencedProjects"], json!(0), "{}", stats.text);
+    assert_eq!(
+        stats.ok_object()["fencedProjects"],
+        json!(0),
+        "{}",
+        stats.text
+    );
     assert_eq!(stats.body["projects"], json!(1), "{}", stats.text);
 
     // A keeps serving: every kind of write after the snapshot
@@ -643,7 +561,7 @@ async fn a_whole_move_by_hand_keeps_every_record_and_answer() {
             Some(&json!({"timeoutMs": 120000})),
         )
         .await;
-    let paused = r.ok().clone();
+    let paused = r.ok_object().clone();
     assert_eq!(paused["paused"], json!(true), "{paused}");
     assert_eq!(paused["timeoutMs"], json!(120000), "{paused}");
     let pause_seq = paused["sequence"].as_u64().expect("sequence");
@@ -699,7 +617,7 @@ async fn a_whole_move_by_hand_keeps_every_record_and_answer() {
             Some(&json!({"movedTo": b_url})),
         )
         .await;
-    assert_eq!(r.ok()["fenced"], json!(true), "{}", r.text);
+    assert_eq!(r.ok_object()["fenced"], json!(true), "{}", r.text);
     assert_eq!(r.body["movedTo"], json!(b_url));
     let last = b.source_sequence(p).await;
     let (applied, reached) = ship(&a, &b, p).await;
@@ -712,14 +630,14 @@ async fn a_whole_move_by_hand_keeps_every_record_and_answer() {
     let r = b
         .call(Method::DELETE, &format!("/projects/{p}/fence"), None)
         .await;
-    assert_eq!(r.ok()["wasFenced"], json!(true), "{}", r.text);
+    assert_eq!(r.ok_object()["wasFenced"], json!(true), "{}", r.text);
     let info = b.info(p).await;
     assert_eq!(info["state"], json!("active"), "{info}");
     assert_eq!(info["sourceSequence"], Value::Null, "{info}");
     let r = a
         .call(Method::POST, &format!("/projects/{p}/resume"), None)
         .await;
-    assert_eq!(r.ok()["wasPaused"], json!(true), "{}", r.text);
+    assert_eq!(r.ok_object()["wasPaused"], json!(true), "{}", r.text);
     assert_moved(
         &a_srv.get(&cpath(p, "cos", "/count")).await,
         "A after the resume",
@@ -783,7 +701,7 @@ async fn a_whole_move_by_hand_keeps_every_record_and_answer() {
     let r = a
         .call(Method::DELETE, &format!("/projects/{p}"), None)
         .await;
-    assert_eq!(r.ok()["deleted"], json!(true));
+    assert_eq!(r.ok_object()["deleted"], json!(true));
 
     // B keeps it all across a restart
     let before_restart = dump(&b_srv, p).await;
@@ -911,7 +829,7 @@ async fn a_move_under_concurrent_writes_loses_no_acknowledged_write() {
             Some(&json!({"timeoutMs": 60000})),
         )
         .await;
-    let pause_seq = r.ok()["sequence"].as_u64().expect("sequence");
+    let pause_seq = r.ok_object()["sequence"].as_u64().expect("sequence");
     let ack = writer.await.expect("writer");
     assert!(ack.paused, "the writer ran until the pause");
     assert!(
@@ -924,11 +842,11 @@ async fn a_move_under_concurrent_writes_loses_no_acknowledged_write() {
     let before = dump(&a_srv, p).await;
     a.call(Method::POST, &format!("/projects/{p}/fence"), None)
         .await
-        .ok();
+        .ok_object();
     assert_eq!(ship(&a, &b, p).await.0, 0);
     b.call(Method::DELETE, &format!("/projects/{p}/fence"), None)
         .await
-        .ok();
+        .ok_object();
 
     let after = dump(&b_srv, p).await;
     assert_eq!(after, before, "B's copy differs from A's");
@@ -967,19 +885,21 @@ async fn import_refuses_an_existing_project_and_replaces_an_incoming_copy() {
     // an active project of that name on B is never overwritten
     seed(&b_srv, p, 3).await;
     let r = b.import(p, s1, tar.clone()).await;
-    let msg = r.err(409, "ProjectExists");
+    let msg = r.chroma_err(409, "ProjectExists");
     assert!(msg.contains(p), "{msg}");
     assert_eq!(b_srv.count(p, "cos").await, 3);
     // nor is a fenced one (the copy left behind by an earlier move)
     let r = b
         .call(Method::POST, &format!("/projects/{p}/fence"), None)
         .await;
-    r.ok();
-    b.import(p, s1, tar.clone()).await.err(409, "ProjectExists");
+    r.ok_object();
+    b.import(p, s1, tar.clone())
+        .await
+        .chroma_err(409, "ProjectExists");
     assert_eq!(b.info(p).await["state"], json!("fenced"));
     b.call(Method::DELETE, &format!("/projects/{p}/fence"), None)
         .await
-        .ok();
+        .ok_object();
     assert_eq!(b_srv.count(p, "cos").await, 3);
 
     // under another name it goes in, and a retried import replaces the incoming copy
@@ -998,7 +918,7 @@ async fn import_refuses_an_existing_project_and_replaces_an_incoming_copy() {
     assert_eq!(b.source_sequence(q).await, s2);
     b.call(Method::DELETE, &format!("/projects/{q}/fence"), None)
         .await
-        .ok();
+        .ok_object();
     assert_eq!(
         b_srv.count(q, "cos").await,
         42,
@@ -1008,14 +928,14 @@ async fn import_refuses_an_existing_project_and_replaces_an_incoming_copy() {
     let (tar3, s3) = a.snapshot(p).await;
     b.import(q, s3, tar3.clone())
         .await
-        .err(409, "ProjectExists");
+        .chroma_err(409, "ProjectExists");
     // rolling a move back removes the incoming copy; the name is free again
     let r2 = "import-me-three";
     assert_eq!(b.import(r2, s3, tar3.clone()).await.status, 201);
     let r = b
         .call(Method::DELETE, &format!("/projects/{r2}"), None)
         .await;
-    assert_eq!(r.ok()["deleted"], json!(true));
+    assert_eq!(r.ok_object()["deleted"], json!(true));
     assert!(!b_srv.workspace().join(r2).exists());
     assert_eq!(b.import(r2, s3, tar3).await.status, 201);
     assert_empty_soon(&b_srv.workspace().join(".staging"), "imports").await;
@@ -1046,12 +966,12 @@ async fn bad_imports_are_refused_and_leave_nothing_behind() {
             )
             .await
             .resp();
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(msg.contains("sourceSequence"), "{query}: {msg}");
     }
     // an illegal project name
     let r = b.import("x", seq, tar.clone()).await;
-    r.err(400, "InvalidArgumentError");
+    r.chroma_err(400, "InvalidArgumentError");
 
     // garbage, an empty body, and a snapshot cut short
     let mut garbage = vec![0x5au8; 3000];
@@ -1065,7 +985,7 @@ async fn bad_imports_are_refused_and_leave_nothing_behind() {
     ];
     for (what, body) in cases {
         let r = b.import("target", seq, body).await;
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(!msg.is_empty(), "{what}");
         assert_eq!(project_dirs(&b_srv), Vec::<String>::new(), "{what}");
         assert_empty_soon(&staging, what).await;
@@ -1104,7 +1024,7 @@ async fn bad_imports_are_refused_and_leave_nothing_behind() {
     let r = b
         .import("target", seq, no_db.into_inner().expect("tar"))
         .await;
-    let msg = r.err(400, "InvalidArgumentError");
+    let msg = r.chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("db"), "{msg}");
 
     // entries that are not part of a store, before or after the real ones
@@ -1121,7 +1041,7 @@ async fn bad_imports_are_refused_and_leave_nothing_behind() {
             let evil = with_raw_entry(&tar, name, b"{\"movedTo\":\"x\"}", at_end);
             let r = b.import("target", seq, evil).await;
             let what = String::from_utf8_lossy(name);
-            let msg = r.err(400, "InvalidArgumentError");
+            let msg = r.chroma_err(400, "InvalidArgumentError");
             assert!(msg.contains("not part of a project store"), "{what}: {msg}");
             assert_eq!(project_dirs(&b_srv), Vec::<String>::new(), "{what}");
             assert_empty_soon(&staging, &what).await;
@@ -1154,7 +1074,7 @@ async fn bad_imports_are_refused_and_leave_nothing_behind() {
         h.set_cksum();
         t[at..at + 512].copy_from_slice(h.as_bytes());
         let r = b.import("target", seq, t).await;
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(
             msg.contains("QUOTAS") || msg.contains("quotas"),
             "{what}: {msg}"
@@ -1175,7 +1095,7 @@ async fn bad_imports_are_refused_and_leave_nothing_behind() {
     body.truncate(body.len() - 1024); // its end blocks; the real snapshot follows
     body.extend_from_slice(&tar);
     let r = b.import("target", seq, body).await;
-    let msg = r.err(400, "InvalidArgumentError");
+    let msg = r.chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("db/LINK"), "{msg}");
     assert_eq!(project_dirs(&b_srv), Vec::<String>::new());
 
@@ -1238,16 +1158,16 @@ async fn changes_go_only_to_incoming_copies_and_cut_streams_change_nothing() {
     let msg = b
         .apply("active-here", empty_stream.clone())
         .await
-        .err(409, "NotIncoming");
+        .chroma_err(409, "NotIncoming");
     assert!(msg.contains("active-here"), "{msg}");
     b.apply("nobody-here", empty_stream.clone())
         .await
-        .err(404, "NotFoundError");
+        .chroma_err(404, "NotFoundError");
     assert!(!b_srv.workspace().join("nobody-here").exists());
 
     b.import(p, s0, tar).await;
     let r = b.apply(p, empty_stream).await;
-    assert_eq!(r.ok()["appliedBatches"], json!(0));
+    assert_eq!(r.ok_object()["appliedBatches"], json!(0));
     assert_eq!(r.body["sourceSequence"], json!(s0));
 
     // writes on A, their stream
@@ -1278,7 +1198,7 @@ async fn changes_go_only_to_incoming_copies_and_cut_streams_change_nothing() {
     ];
     for (what, body) in cuts {
         let r = b.apply(p, body).await;
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(msg.contains("cut short"), "{what}: {msg}");
         assert_eq!(b.source_sequence(p).await, s0, "{what}");
     }
@@ -1286,28 +1206,35 @@ async fn changes_go_only_to_incoming_copies_and_cut_streams_change_nothing() {
     // nothing applied
     let mut foreign = stream.clone();
     foreign[1] ^= 0xff;
-    let msg = b.apply(p, foreign).await.err(410, "ChangesUnavailable");
+    let msg = b
+        .apply(p, foreign)
+        .await
+        .chroma_err(410, "ChangesUnavailable");
     assert!(msg.contains("incarnation"), "{msg}");
     assert_eq!(b.source_sequence(p).await, s0);
     let mut no_source = stream[17..].to_vec();
     b.apply(p, std::mem::take(&mut no_source))
         .await
-        .err(400, "InvalidArgumentError");
+        .chroma_err(400, "InvalidArgumentError");
     let mut bad_kind = stream.clone();
     bad_kind[first_frame] = 7;
-    b.apply(p, bad_kind).await.err(400, "InvalidArgumentError");
+    b.apply(p, bad_kind)
+        .await
+        .chroma_err(400, "InvalidArgumentError");
     let mut huge = stream[..first_frame].to_vec();
     huge.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
-    b.apply(p, huge).await.err(400, "InvalidArgumentError");
+    b.apply(p, huge)
+        .await
+        .chroma_err(400, "InvalidArgumentError");
     assert_eq!(b.source_sequence(p).await, s0);
 
     // the whole stream, after the partial ones replayed some batches: same data as A
     let r = b.apply(p, stream.clone()).await;
-    assert_eq!(r.ok()["appliedBatches"], json!(5));
+    assert_eq!(r.ok_object()["appliedBatches"], json!(5));
     assert_eq!(r.body["sourceSequence"], json!(seq));
     // applying it again is harmless, and the sequence never goes back
     let r = b.apply(p, stream).await;
-    assert_eq!(r.ok()["sourceSequence"], json!(seq));
+    assert_eq!(r.ok_object()["sourceSequence"], json!(seq));
     let (old, _) = a.changes(p, s0).await;
     let older = {
         let mut v = old[..old.len() - 9].to_vec();
@@ -1317,18 +1244,18 @@ async fn changes_go_only_to_incoming_copies_and_cut_streams_change_nothing() {
     };
     let r = b.apply(p, older).await;
     assert_eq!(
-        r.ok()["sourceSequence"],
+        r.ok_object()["sourceSequence"],
         json!(seq),
         "the sequence went back"
     );
     b.call(Method::DELETE, &format!("/projects/{p}/fence"), None)
         .await
-        .ok();
+        .ok_object();
     assert_eq!(dump(&b_srv, p).await, dump(&a_srv, p).await);
     assert_eq!(b_srv.count(p, "cos").await, 50 + 40 - 2);
     // now active: no more changes
     let (tail, _) = a.changes(p, seq).await;
-    b.apply(p, tail).await.err(409, "NotIncoming");
+    b.apply(p, tail).await.chroma_err(409, "NotIncoming");
 }
 
 #[tokio::test]
@@ -1348,14 +1275,14 @@ async fn changes_and_snapshot_requests_are_checked() {
         )
         .await
         .resp();
-    let msg = r.err(400, "InvalidArgumentError");
+    let msg = r.chroma_err(400, "InvalidArgumentError");
     assert!(msg.contains("ahead"), "{msg}");
     for query in ["", "?since=", "?since=x", "?since=-2", "?sourceSequence=1"] {
         let r = a
             .raw(Method::GET, &format!("/projects/{p}/changes{query}"), None)
             .await
             .resp();
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(msg.contains("since"), "{query}: {msg}");
     }
     // since the latest: an end frame only
@@ -1380,12 +1307,12 @@ async fn changes_and_snapshot_requests_are_checked() {
         "/projects/ghost/changes?since=0",
     ] {
         let r = a.raw(Method::GET, path, None).await.resp();
-        r.err(404, "NotFoundError");
+        r.chroma_err(404, "NotFoundError");
     }
     let r = a
         .call(Method::PUT, "/projects/ghost/quotas", Some(&json!({})))
         .await;
-    r.err(404, "NotFoundError");
+    r.chroma_err(404, "NotFoundError");
     assert!(!a_srv.workspace().join("ghost").exists());
 
     // a fenced copy exports nothing, but still answers its changes (the last catch-up)
@@ -1396,7 +1323,7 @@ async fn changes_and_snapshot_requests_are_checked() {
             Some(&json!({"movedTo": "http://b:7100"})),
         )
         .await;
-    r.ok();
+    r.ok_object();
     let r = a
         .raw(Method::GET, &format!("/projects/{p}/snapshot"), None)
         .await
@@ -1414,11 +1341,11 @@ async fn changes_and_snapshot_requests_are_checked() {
     let r = a
         .call(Method::DELETE, &format!("/projects/{p}/snapshot"), None)
         .await;
-    r.err(405, "InvalidArgumentError");
+    r.chroma_err(405, "InvalidArgumentError");
     let r = a
         .call(Method::POST, &format!("/projects/{p}/quotas"), None)
         .await;
-    r.err(405, "InvalidArgumentError");
+    r.chroma_err(405, "InvalidArgumentError");
 }
 
 #[tokio::test]
@@ -1441,7 +1368,7 @@ async fn the_transfer_routes_need_the_admin_token() {
         ] {
             let r = admin.raw(method.clone(), &path, None).await;
             assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-            r.resp().err(401, "Unauthorized");
+            r.resp().chroma_err(401, "Unauthorized");
         }
         let r = admin
             .call(
@@ -1450,7 +1377,7 @@ async fn the_transfer_routes_need_the_admin_token() {
                 Some(&json!({"maxRecords": 1})),
             )
             .await;
-        r.err(401, "Unauthorized");
+        r.chroma_err(401, "Unauthorized");
         let r = admin
             .call(
                 Method::POST,
@@ -1458,7 +1385,7 @@ async fn the_transfer_routes_need_the_admin_token() {
                 Some(&json!({"timeoutMs": 1000})),
             )
             .await;
-        r.err(401, "Unauthorized");
+        r.chroma_err(401, "Unauthorized");
     }
     let (tar, seq) = a.snapshot(p).await;
     let r = open_b
@@ -1470,10 +1397,10 @@ async fn the_transfer_routes_need_the_admin_token() {
         .await;
     // refused before its body was read: the connection is not reused
     assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
-    r.resp().err(401, "Unauthorized");
+    r.resp().chroma_err(401, "Unauthorized");
     assert!(!b_srv.workspace().join(p).exists());
     let r = open_b.apply(p, vec![0; 9]).await;
-    r.err(401, "Unauthorized");
+    r.chroma_err(401, "Unauthorized");
 
     let r = b.import(p, seq, tar).await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -1484,8 +1411,8 @@ async fn the_transfer_routes_need_the_admin_token() {
     );
     let (stream, _) = a.changes(p, seq).await;
     let r = open_b.apply(p, stream.clone()).await;
-    r.err(401, "Unauthorized");
-    b.apply(p, stream).await.ok();
+    r.chroma_err(401, "Unauthorized");
+    b.apply(p, stream).await.ok_object();
     let r = a
         .call(
             Method::PUT,
@@ -1493,7 +1420,7 @@ async fn the_transfer_routes_need_the_admin_token() {
             Some(&json!({"maxRecords": 100})),
         )
         .await;
-    assert_eq!(r.ok()["quotas"]["maxRecords"], json!(100));
+    assert_eq!(r.ok_object()["quotas"]["maxRecords"], json!(100));
     // the data APIs are not behind the admin token
     assert_eq!(a_srv.count(p, "cos").await, 10);
 }
@@ -1547,7 +1474,7 @@ async fn changes_older_than_the_log_retention_are_gone() {
         a.snapshot(p).await;
     };
     let resp = r.resp();
-    let msg = resp.err(410, "ChangesUnavailable");
+    let msg = resp.chroma_err(410, "ChangesUnavailable");
     assert!(msg.contains("snapshot"), "{msg}");
     assert!(msg.contains(&(s0 + 1).to_string()), "{msg}");
     assert!(r.header("x-quiver-sequence").is_none());
@@ -1569,7 +1496,7 @@ async fn changes_older_than_the_log_retention_are_gone() {
         )
         .await
         .resp();
-    r.err(410, "ChangesUnavailable");
+    r.chroma_err(410, "ChangesUnavailable");
     // the changes since a recent sequence are still there
     let (_, now) = a.snapshot(p).await;
     a_srv.add(p, "cos", &records(&mut rng, "e", 0..3, 8)).await;
@@ -1600,7 +1527,7 @@ async fn timed_pause(admin: &Admin<'_>, p: &str, ms: u64) -> (Value, Instant, In
             Some(&json!({"timeoutMs": ms})),
         )
         .await;
-    let body = r.ok().clone();
+    let body = r.ok_object().clone();
     assert_eq!(body["paused"], json!(true), "{body}");
     assert_eq!(body["timeoutMs"], json!(ms), "{body}");
     (body, sent, Instant::now())
@@ -1633,8 +1560,11 @@ async fn a_pause_lifts_itself_at_its_deadline_unless_renewed() {
     let r = admin
         .call(Method::POST, &format!("/projects/{p}/pause"), None)
         .await;
-    assert_eq!(r.ok()["timeoutMs"], json!(30000), "{}", r.text);
-    assert_eq!(resume(&admin, p).await.ok()["wasPaused"], json!(true));
+    assert_eq!(r.ok_object()["timeoutMs"], json!(30000), "{}", r.text);
+    assert_eq!(
+        resume(&admin, p).await.ok_object()["wasPaused"],
+        json!(true)
+    );
 
     // a short pause refuses writes, then lifts itself
     let hold = Duration::from_millis(400);
@@ -1657,9 +1587,12 @@ async fn a_pause_lifts_itself_at_its_deadline_unless_renewed() {
         accepted += 1;
         assert_eq!(admin.info(p).await["state"], json!("active"));
         let stats = admin.call(Method::GET, "/stats", None).await;
-        assert_eq!(stats.ok()["pausedProjects"], json!(0));
+        assert_eq!(stats.ok_object()["pausedProjects"], json!(0));
         // the lifted pause is over: resume finds nothing to resume
-        assert_eq!(resume(&admin, p).await.ok()["wasPaused"], json!(false));
+        assert_eq!(
+            resume(&admin, p).await.ok_object()["wasPaused"],
+            json!(false)
+        );
         if conclusive {
             checked = true;
             break;
@@ -1702,7 +1635,10 @@ async fn a_pause_lifts_itself_at_its_deadline_unless_renewed() {
     timed_pause(&admin, p, 3_600_000).await;
     let (r, _, _) = timed_add(&s, p, &mut n).await;
     assert_paused(&r, "long pause");
-    assert_eq!(resume(&admin, p).await.ok()["wasPaused"], json!(true));
+    assert_eq!(
+        resume(&admin, p).await.ok_object()["wasPaused"],
+        json!(true)
+    );
     let (r, _, _) = timed_add(&s, p, &mut n).await;
     assert_ok(&r, "after resume");
     accepted += 1;
@@ -1732,7 +1668,7 @@ async fn a_pause_lifts_itself_at_its_deadline_unless_renewed() {
                 Some(&json!({"timeoutMs": bad})),
             )
             .await;
-        let msg = r.err(400, "InvalidArgumentError");
+        let msg = r.chroma_err(400, "InvalidArgumentError");
         assert!(msg.contains("timeoutMs"), "{bad}: {msg}");
     }
     let r = admin
@@ -1742,7 +1678,7 @@ async fn a_pause_lifts_itself_at_its_deadline_unless_renewed() {
             Some(&json!({"timeout": 500})),
         )
         .await;
-    r.err(400, "InvalidArgumentError");
+    r.chroma_err(400, "InvalidArgumentError");
     assert_eq!(admin.info(p).await["state"], json!("active"));
     let (r, _, _) = timed_add(&s, p, &mut n).await;
     assert_ok(&r, "after bad pauses");
@@ -1791,13 +1727,13 @@ async fn a_body_refused_unread_closes_its_connection_and_the_next_request_works(
     let admin = Admin::with_token(&s, TOKEN);
     let (tar, seq) = admin.snapshot(p).await;
     let r = admin.import(p, seq, tar.clone()).await;
-    r.err(409, "ProjectExists");
+    r.chroma_err(409, "ProjectExists");
     assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
     assert_eq!(s.count(p, "cos").await, 3);
 
     // bodies read whole keep their connection
     let r = s.post(&cpath(p, "cos", "/get"), &json!({"limit": 1})).await;
-    r.ok();
+    r.ok_object();
     assert_eq!(r.header("connection"), None, "{:?}", r.headers);
     // (a refused JSON body was read whole too)
     let r = s
@@ -1816,6 +1752,6 @@ async fn a_body_refused_unread_closes_its_connection_and_the_next_request_works(
     assert_eq!(r.header("connection"), None, "{:?}", r.headers);
     let (stream, _) = admin.changes(p, seq).await;
     let r = admin.apply("closing-copy", stream).await;
-    r.ok();
+    r.ok_object();
     assert_eq!(r.header("connection"), None, "{:?}", r.headers);
 }

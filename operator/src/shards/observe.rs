@@ -123,7 +123,7 @@ pub async fn gather_loads(stats: &dyn ShardStats, urls: &[String]) -> Option<Vec
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
 
     use axum::routing::get;
@@ -132,12 +132,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::placement_store::mock_api::pair;
+    use quiver_testkit::kube_mock::pair;
 
-    const ITEM: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant";
-    const SCALE: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant/scale";
+    pub(in crate::shards) const ITEM: &str =
+        "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant";
+    pub(in crate::shards) const SCALE: &str =
+        "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant/scale";
 
-    fn sts(spec: Option<i32>, ready: Option<i32>) -> serde_json::Value {
+    /// The StatefulSet `quiver-tenant` as the API server returns it.
+    pub(in crate::shards) fn sts(spec: Option<i32>, ready: Option<i32>) -> serde_json::Value {
         json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": "quiver-tenant", "namespace": "ns", "resourceVersion": "5"},

@@ -10,12 +10,10 @@ use prometheus::Registry;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::placement_store::mock_api::{pair, MockApi};
 use crate::placement_store::FileStore;
 use crate::plan::ShardLoad;
-
-const ITEM: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant";
-const SCALE: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant/scale";
+use observe::tests::{ITEM, SCALE};
+use quiver_testkit::kube_mock::{pair, MockApi};
 
 fn url(i: u32) -> String {
     format!("http://quiver-tenant-{i}.quiver-tenant.ns.svc:7100")
@@ -26,16 +24,7 @@ fn urls(n: u32) -> Vec<String> {
 }
 
 fn sts(spec: i32, ready: i32) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": "quiver-tenant", "namespace": "ns", "resourceVersion": "5"},
-        "spec": {
-            "replicas": spec, "serviceName": "quiver-tenant",
-            "selector": {"matchLabels": {"app": "t"}},
-            "template": {"metadata": {"labels": {"app": "t"}}, "spec": {"containers": []}},
-        },
-        "status": {"replicas": spec, "readyReplicas": ready},
-    })
+    observe::tests::sts(Some(spec), Some(ready))
 }
 
 fn scale_answer(replicas: i32) -> Value {

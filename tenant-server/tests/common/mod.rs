@@ -1,109 +1,55 @@
-//! Test harness: spawns the real `quiver-tenant-server` binary on a free port with a
-//! temporary workspace, and talks to it over HTTP. Responses are kept as raw JSON
-//! (`serde_json::Value`) so the tests check the exact wire shapes.
+//! Test harness: runs the real `quiver-tenant-server` binary on a free port with a
+//! temporary workspace (through the shared test kit, `quiver-testkit`, which also kills it
+//! with the test and prints its log tail when one fails), and talks to it over HTTP.
+//! Responses are kept as raw JSON (`serde_json::Value`) so the tests check the exact wire
+//! shapes.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+pub use quiver_testkit::assertions::*;
+pub use quiver_testkit::http::{Binary, Resp};
+pub use quiver_testkit::json::{f32s, strings};
+use quiver_testkit::TenantServer;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_quiver-tenant-server");
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request may take (queries over large collections in debug-ish builds).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// One HTTP response: status, headers, the body parsed as JSON (`Value::Null` when the
-/// body is not JSON) and the raw text.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Value,
-    pub text: String,
-}
+/// A tenant server as these tests run it (log level `info`; a restart takes a new port),
+/// with the API helpers of the tests on top of the kit's handle.
+pub struct TestServer(TenantServer);
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+impl Deref for TestServer {
+    type Target = TenantServer;
 
-    /// Asserts a 200 and returns the JSON body.
-    #[track_caller]
-    pub fn ok(&self) -> &Value {
-        assert_eq!(
-            self.status, 200,
-            "expected 200, got {}: {}",
-            self.status, self.text
-        );
-        assert!(
-            self.body.is_object(),
-            "expected a JSON object: {}",
-            self.text
-        );
-        &self.body
-    }
-
-    /// Asserts a Chroma-style error: the status, `{"error": kind, "message": ...}` with no
-    /// other keys, and the `chroma-trace-id` header. Returns the message.
-    #[track_caller]
-    pub fn err(&self, status: u16, kind: &str) -> String {
-        assert_eq!(
-            self.status, status,
-            "expected {status} {kind}, got {}: {}",
-            self.status, self.text
-        );
-        let obj = self
-            .body
-            .as_object()
-            .unwrap_or_else(|| panic!("error body is not a JSON object: {:?}", self.text));
-        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["error", "message"], "error body keys: {}", self.text);
-        assert_eq!(obj["error"], json!(kind), "error kind: {}", self.text);
-        let msg = obj["message"]
-            .as_str()
-            .unwrap_or_else(|| panic!("message is not a string: {}", self.text))
-            .to_string();
-        assert!(!msg.is_empty(), "empty error message");
-        assert!(
-            self.header("chroma-trace-id").is_some(),
-            "error response without a chroma-trace-id header: {:?}",
-            self.headers
-        );
-        msg
+    fn deref(&self) -> &TenantServer {
+        &self.0
     }
 }
 
-pub struct TestServer {
-    child: Option<Child>,
-    port: u16,
-    workspace: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    _workspace_dir: Option<tempfile::TempDir>,
-    log_dir: tempfile::TempDir,
-    starts: usize,
-    pub client: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+impl DerefMut for TestServer {
+    fn deref_mut(&mut self) -> &mut TenantServer {
+        &mut self.0
+    }
 }
 
 impl TestServer {
+    fn builder(extra: &[&str]) -> quiver_testkit::TenantServerBuilder {
+        TenantServer::builder(BIN)
+            .args(extra)
+            .rust_log("info,hnsw_rs=warn,anndists=warn")
+            .client(quiver_testkit::http::http_client(REQUEST_TIMEOUT))
+    }
+
     /// Starts a server on a fresh temporary workspace with extra flags.
     pub async fn start(extra: &[&str]) -> TestServer {
         TestServer::start_env(extra, &[]).await
@@ -112,289 +58,17 @@ impl TestServer {
     /// Starts a server on a fresh temporary workspace with extra flags and environment
     /// variables.
     pub async fn start_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::Builder::new()
-            .prefix("quiver-ws-")
-            .tempdir()
-            .expect("tempdir");
-        let workspace = dir.path().to_path_buf();
-        let mut s = TestServer::new(workspace, extra);
-        s.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        s._workspace_dir = Some(dir);
-        s.spawn().await;
-        s
+        TestServer(TestServer::builder(extra).env(env).start().await)
     }
 
     /// Starts a server on an existing workspace directory (not deleted on drop).
     pub async fn start_in(workspace: &Path, extra: &[&str]) -> TestServer {
-        let mut s = TestServer::new(workspace.to_path_buf(), extra);
-        s.spawn().await;
-        s
-    }
-
-    fn new(workspace: PathBuf, extra: &[&str]) -> TestServer {
-        TestServer {
-            child: None,
-            port: 0,
-            workspace,
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            _workspace_dir: None,
-            log_dir: tempfile::Builder::new()
-                .prefix("quiver-log-")
-                .tempdir()
-                .expect("tempdir"),
-            starts: 0,
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.log_dir
-            .path()
-            .join(format!("server-{}.log", self.starts))
-    }
-
-    async fn spawn(&mut self) {
-        assert!(self.child.is_none(), "server already running");
-        for _attempt in 0..5 {
-            self.starts += 1;
-            self.port = free_port();
-            let log = std::fs::File::create(self.log_path()).expect("log file");
-            let mut cmd = Command::new(BIN);
-            cmd.arg("--host")
-                .arg("127.0.0.1")
-                .arg("--port")
-                .arg(self.port.to_string())
-                .arg("--workspace")
-                .arg(&self.workspace)
-                .args(&self.args)
-                .env_remove("WORKSPACE_DIR")
-                .env_remove("CHROMA_HOST")
-                .env_remove("CHROMA_PORT")
-                .env_remove("QUIVER_ADMIN_TOKEN")
-                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .env("RUST_LOG", "info,hnsw_rs=warn,anndists=warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log);
-            let child = cmd.spawn().expect("cannot spawn quiver-tenant-server");
-            self.child = Some(child);
-            let deadline = Instant::now() + START_TIMEOUT;
-            loop {
-                if let Some(status) = self
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
-                    // most likely the port was taken between probing and binding; retry
-                    eprintln!(
-                        "server exited during start ({status}):\n{}",
-                        self.log_tail()
-                    );
-                    self.child = None;
-                    break;
-                }
-                if let Ok(r) = self
-                    .client
-                    .get(self.url("/api/v1/heartbeat"))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                {
-                    if r.status().is_success() {
-                        return;
-                    }
-                }
-                if Instant::now() > deadline {
-                    self.kill9();
-                    panic!(
-                        "server did not answer the heartbeat within {START_TIMEOUT:?}:\n{}",
-                        self.log_tail()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        panic!("server failed to start 5 times");
-    }
-
-    /// Starts the server again on the same workspace (it must be stopped).
-    pub async fn restart(&mut self) {
-        self.spawn().await;
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("server not running").id() as i32
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().ok().flatten().is_none(),
-            None => false,
-        }
-    }
-
-    /// SIGKILL: no graceful shutdown at all.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGKILL);
-            }
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM (graceful shutdown); waits for the exit and returns its status.
-    pub async fn terminate(&mut self) -> ExitStatus {
-        let mut c = self.child.take().expect("server not running");
-        // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
-        unsafe {
-            libc::kill(c.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(st) = c.try_wait().expect("wait") {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!(
-                    "server did not exit within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    pub fn workspace(&self) -> &Path {
-        &self.workspace
-    }
-
-    /// The last few KiB of the current server log.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let start = text.len().saturating_sub(6000);
-        let start = (start..text.len())
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(text.len());
-        text[start..].to_string()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    // ---- requests ----
-
-    pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Resp {
-        self.request_with(method, path, body, &[]).await
-    }
-
-    /// A request with extra headers (such as `authorization`).
-    pub async fn request_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let mut rb = self.client.request(method.clone(), self.url(path));
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        if let Some(b) = body {
-            rb = rb.header("content-type", "application/json").body(b);
-        }
-        let r = rb
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}\n{}", self.log_tail()));
-        let status = r.status().as_u16();
-        let headers = r
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    pub async fn get(&self, path: &str) -> Resp {
-        self.request(Method::GET, path, None).await
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> Resp {
-        self.request(Method::POST, path, Some(serde_json::to_vec(body).unwrap()))
-            .await
-    }
-
-    pub async fn post_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
-        self.request(Method::POST, path, Some(body.into())).await
-    }
-
-    pub async fn put(&self, path: &str, body: &Value) -> Resp {
-        self.request(Method::PUT, path, Some(serde_json::to_vec(body).unwrap()))
-            .await
-    }
-
-    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
-        self.request(Method::PATCH, path, Some(serde_json::to_vec(body).unwrap()))
-            .await
-    }
-
-    pub async fn delete(&self, path: &str) -> Resp {
-        self.request(Method::DELETE, path, None).await
-    }
-
-    pub async fn delete_json(&self, path: &str, body: &Value) -> Resp {
-        self.request(
-            Method::DELETE,
-            path,
-            Some(serde_json::to_vec(body).unwrap()),
+        TestServer(
+            TestServer::builder(extra)
+                .workspace(workspace)
+                .start()
+                .await,
         )
-        .await
-    }
-
-    /// Sends `method path` byte for byte (no URL normalisation, no percent-decoding by the
-    /// client), for paths such as `/api/v1/../collections`.
-    pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let body = body.unwrap_or(b"");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.port,
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).expect("read response");
-        parse_raw_response(&buf)
     }
 
     // ---- API helpers ----
@@ -410,15 +84,15 @@ impl TestServer {
         let r = self
             .post(&format!("/api/v1/{project}/collections"), &body)
             .await;
-        r.ok()["collection"].clone()
+        r.ok_object()["collection"].clone()
     }
 
     pub async fn collection(&self, project: &str, name: &str) -> Value {
-        self.get(&cpath(project, name, "")).await.ok()["collection"].clone()
+        self.get(&cpath(project, name, "")).await.ok_object()["collection"].clone()
     }
 
     pub async fn count(&self, project: &str, coll: &str) -> u64 {
-        self.get(&cpath(project, coll, "/count")).await.ok()["count"]
+        self.get(&cpath(project, coll, "/count")).await.ok_object()["count"]
             .as_u64()
             .expect("count")
     }
@@ -426,17 +100,23 @@ impl TestServer {
     pub async fn add(&self, project: &str, coll: &str, body: &Value) -> Value {
         self.post(&cpath(project, coll, "/add"), body)
             .await
-            .ok()
+            .ok_object()
             .clone()
     }
 
     /// POST …/get with the given body; returns `results`.
     pub async fn get_records(&self, project: &str, coll: &str, body: &Value) -> Value {
-        self.post(&cpath(project, coll, "/get"), body).await.ok()["results"].clone()
+        self.post(&cpath(project, coll, "/get"), body)
+            .await
+            .ok_object()["results"]
+            .clone()
     }
 
     pub async fn query(&self, project: &str, coll: &str, body: &Value) -> Value {
-        self.post(&cpath(project, coll, "/query"), body).await.ok()["results"].clone()
+        self.post(&cpath(project, coll, "/query"), body)
+            .await
+            .ok_object()["results"]
+            .clone()
     }
 
     /// Polls the collection until `indexing.unindexed` is 0 (the collection must be loaded).
@@ -458,63 +138,6 @@ impl TestServer {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if std::thread::panicking() && self.child.is_some() {
-            eprintln!(
-                "---- server log tail ({}) ----\n{}",
-                self.log_path().display(),
-                self.log_tail()
-            );
-        }
-        self.kill9();
-    }
-}
-
-fn parse_raw_response(buf: &[u8]) -> Resp {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header terminator in response");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut raw_body = buf[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = raw_body.as_slice();
-        while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..pos]).trim(), 16)
-                .unwrap_or(0);
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[pos + 2..pos + 2 + size]);
-            rest = &rest[pos + 2 + size + 2..];
-        }
-        raw_body = out;
-    }
-    let text = String::from_utf8_lossy(&raw_body).to_string();
-    Resp {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
     }
 }
 
@@ -542,26 +165,9 @@ pub fn b64(v: &[f32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A JSON list of numbers as f32 (panics on anything else).
-pub fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|x| x.as_f64().unwrap_or_else(|| panic!("not a number: {x}")) as f32)
-        .collect()
-}
-
 /// Ids of a GetResult (or one inner list of a QueryResult) as strings.
 pub fn ids_of(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|x| {
-            x.as_str()
-                .unwrap_or_else(|| panic!("id not a string: {x}"))
-                .to_string()
-        })
-        .collect()
+    strings(v)
 }
 
 pub fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -653,14 +259,48 @@ impl<'a> Admin<'a> {
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
-        let auth = self.token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("authorization", a)])
-            .unwrap_or_default();
+        let auth = self.authorization();
         let body = body.map(|b| serde_json::to_vec(b).expect("json"));
         self.s
-            .request_with(method, &format!("/admin/v1{path}"), body, &headers)
+            .http()
+            .send(method, &format!("/admin/v1{path}"), body, &auth.headers())
             .await
+    }
+
+    /// A request with a binary body (or none) of `content_type`, keeping the answer's
+    /// bytes (snapshots, change streams).
+    pub async fn binary(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> Binary {
+        let auth = self.authorization();
+        self.s
+            .http()
+            .send_binary(
+                method,
+                &format!("/admin/v1{path}"),
+                body.map(|b| (b, content_type)),
+                &auth.headers(),
+            )
+            .await
+    }
+
+    fn authorization(&self) -> Authorization {
+        Authorization(self.token.map(|t| format!("Bearer {t}")))
+    }
+}
+
+/// The `authorization` header of an [`Admin`], if it has a token.
+struct Authorization(Option<String>);
+
+impl Authorization {
+    fn headers(&self) -> Vec<(&str, &str)> {
+        self.0
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default()
     }
 }
