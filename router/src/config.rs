@@ -110,18 +110,7 @@ impl Config {
 
     /// The allowed origins; `None` means any origin.
     pub fn cors_origin_list(&self) -> Option<Vec<String>> {
-        let raw = self.cors_origins.trim();
-        let list: Vec<String> = serde_json::from_str::<Vec<String>>(raw).unwrap_or_else(|_| {
-            raw.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        });
-        if list.is_empty() || list.iter().any(|o| o == "*") {
-            None
-        } else {
-            Some(list)
-        }
+        quiver_http_edge::cors::origins(&self.cors_origins)
     }
 }
 

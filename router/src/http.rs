@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use quiver_placement::protocol::REQUEST_ID_HEADER;
 use serde_json::{json, Value};
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tracing::Instrument;
 
 use crate::error::RouterError;
@@ -32,18 +31,7 @@ pub struct AppState {
 }
 
 pub fn router(proxy: Arc<Proxy>, cors_origins: Option<Vec<String>>) -> Router {
-    let cors = match cors_origins {
-        None => CorsLayer::new()
-            .allow_origin(Any)
-            .allow_methods(Any)
-            .allow_headers(Any),
-        Some(list) => CorsLayer::new()
-            .allow_origin(AllowOrigin::list(
-                list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
-            ))
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers(Any),
-    };
+    let cors = quiver_http_edge::cors::layer(cors_origins.as_deref());
     let state = AppState {
         proxy,
         turn: Arc::new(AtomicUsize::new(0)),

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use common::*;
 use rand::{Rng, SeedableRng};
@@ -345,6 +346,55 @@ async fn collection_space_is_used_for_distances() {
     assert_close(d(s.query(p, "space-l2", &q).await), 20.0, "l2");
     // ip: 1 - 3
     assert_close(d(s.query(p, "space-ip", &q).await), -2.0, "ip");
+}
+
+/// `GET …/collections/{id}/indexing_status` (the client's `get_indexing_status`) answers
+/// what the store knows: every record is counted, and once the indexer has caught up,
+/// every record is indexed.
+#[tokio::test]
+async fn v2_indexing_status_reports_indexed_and_total_records() {
+    let s = TestServer::start(&[]).await;
+    let base = "/api/v2/tenants/ix-tenant/databases/default_database/collections";
+    s.post("/api/v2/tenants", &json!({"name": "ix-tenant"}))
+        .await
+        .ok_object();
+    let c = s.post(base, &json!({"name": "coll"})).await.ok_object().clone();
+    let id = c["id"].as_str().expect("collection id").to_string();
+    let status = |v: &Value| {
+        (
+            v["num_indexed_ops"].as_u64().expect("indexed"),
+            v["num_unindexed_ops"].as_u64().expect("unindexed"),
+            v["total_ops"].as_u64().expect("total"),
+            v["op_indexing_progress"].as_f64().expect("progress"),
+        )
+    };
+    let empty = s.get(&format!("{base}/{id}/indexing_status")).await;
+    assert_eq!(status(empty.ok_object()), (0, 0, 0, 1.0));
+
+    let n = 300;
+    let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    let embeddings: Vec<Vec<f32>> = (0..n).map(|i| vec![i as f32, 1.0, (i % 7) as f32]).collect();
+    s.post(&format!("{base}/{id}/add"), &json!({"ids": ids, "embeddings": embeddings}))
+        .await
+        .ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = s.get(&format!("{base}/{id}/indexing_status")).await;
+        let (indexed, unindexed, total, progress) = status(r.ok_object());
+        assert_eq!(total, n, "every record counts");
+        assert_eq!(indexed + unindexed, total);
+        assert!((progress - indexed as f64 / total as f64).abs() < 1e-9);
+        if unindexed == 0 {
+            assert_eq!(progress, 1.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not indexed in time: {indexed}/{total}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing = s
+        .get(&format!("{base}/00000000-0000-0000-0000-000000000000/indexing_status"))
+        .await;
+    assert_eq!(missing.status, 404);
 }
 
 #[tokio::test]

@@ -17,7 +17,6 @@ use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::store::Registry;
 use error::ApiError;
@@ -42,24 +41,7 @@ pub struct HttpOptions {
 }
 
 pub fn router(registry: Arc<Registry>, opts: &HttpOptions) -> Router {
-    let cors = match &opts.cors_origins {
-        None => CorsLayer::new()
-            .allow_origin(Any)
-            .allow_methods(Any)
-            .allow_headers(Any),
-        Some(list) => CorsLayer::new()
-            .allow_origin(AllowOrigin::list(
-                list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
-            ))
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ])
-            .allow_headers(Any),
-    };
+    let cors = quiver_http_edge::cors::layer(opts.cors_origins.as_deref());
     let state = AppState {
         registry,
         allow_reset: opts.allow_reset,

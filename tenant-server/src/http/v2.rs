@@ -772,12 +772,31 @@ async fn fork_count(ApiPath(_): RecordPath) -> ApiError {
     )
 }
 
-async fn indexing_status(ApiPath(_): RecordPath) -> ApiError {
-    unsupported(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        "Method scout_logs is not implemented",
-    )
+/// What the store knows of a collection's indexing, in the fields the client reads: the
+/// records in its graph and those written but not yet in it (which queries still find,
+/// by exact scan). Chroma counts operations; here one record is one operation.
+async fn indexing_status(
+    State(s): State<AppState>,
+    ApiPath((tenant, database, id)): RecordPath,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let p = open_database(&s, &tenant, &database)?;
+        let meta = collection_by_id(&p, &database, &id)?;
+        let (indexed, unindexed) = p.indexing_progress(&meta).map_err(chroma_error)?;
+        let total = indexed + unindexed;
+        let progress = if total == 0 {
+            1.0
+        } else {
+            indexed as f64 / total as f64
+        };
+        Ok(Json(json!({
+            "num_indexed_ops": indexed,
+            "num_unindexed_ops": unindexed,
+            "total_ops": total,
+            "op_indexing_progress": progress,
+        })))
+    })
+    .await
 }
 
 async fn search(ApiPath(_): RecordPath) -> ApiError {

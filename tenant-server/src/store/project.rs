@@ -588,6 +588,15 @@ impl Project {
 }
 
 impl Project {
+    /// (indexed, unindexed) records of a collection, loading it if it is not loaded (a
+    /// collection just loaded counts its records unindexed until its saved graph is in).
+    pub fn indexing_progress(&self, meta: &CollectionMeta) -> StoreResult<(u64, u64)> {
+        let c = self.collection(meta)?;
+        let st = c.state.read();
+        let unindexed = st.unindexed();
+        Ok((st.live.len() - unindexed, unindexed))
+    }
+
     /// (indexed, unindexed) records of a loaded collection; `None` when it is not loaded.
     pub fn indexing_status(&self, id: &Uuid) -> Option<(u64, u64)> {
         let c = self.loaded.lock().get(id).cloned()?;
