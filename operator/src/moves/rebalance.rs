@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::{finish_switched, move_project, recover, MoveContext, MoveError, MoveReport};
 use crate::placement_store::{update, PlacementStore};
-use crate::plan::{batches, move_plan};
+use crate::move_plan::{batches, move_plan};
 
 /// Where the projects are, as the shards report them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::placement_store::mock_api::{pair, MockApi};
 use crate::placement_store::FileStore;
-use crate::plan::ShardLoad;
+use crate::shard_count::ShardLoad;
 
 const ITEM: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant";
 const SCALE: &str = "/apis/apps/v1/namespaces/ns/statefulsets/quiver-tenant/scale";
