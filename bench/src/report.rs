@@ -95,12 +95,12 @@ impl Report {
         }
     }
 
-    fn print_summary(&self, a: &Args) {
-        println!();
-        println!("==================== quiver-bench summary ====================");
+    /// What ran: the servers, the data, what else `extra` says, the many-scopes phase
+    /// (`scopes`: their word and number).
+    fn print_setup(&self, a: &Args, via: &str, extra: Option<String>, scopes: (&str, usize)) {
         for s in &self.sides {
             println!(
-                "{:<11} {} (version {}), pid {}",
+                "{:<11} {} (version {}), pid {}{via}",
                 s.name,
                 s.url,
                 s.version,
@@ -113,17 +113,22 @@ impl Report {
                 a.n, a.dim, a.clusters, a.sigma, a.seed, a.batch, a.ef_search, a.queries, a.get_ops
             );
         }
-        if a.mode != Mode::Single && a.projects > 0 {
+        if let Some(line) = extra {
+            println!("{line}");
+        }
+        let (word, count) = scopes;
+        if a.mode != Mode::Single && count > 0 {
             println!(
-                "projects    {} x {} records dim {}, concurrency {}, {} queries, idle {} s",
-                a.projects,
-                a.project_records,
-                a.project_dim,
-                a.concurrency,
-                a.project_queries,
-                a.idle_secs
+                "{word:<11} {count} x {} records dim {}, concurrency {}, {} queries, idle {} s",
+                a.project_records, a.project_dim, a.concurrency, a.project_queries, a.idle_secs
             );
         }
+    }
+
+    fn print_summary(&self, a: &Args) {
+        println!();
+        println!("==================== quiver-bench summary ====================");
+        self.print_setup(a, "", None, ("projects", a.projects));
         println!("{}", PhaseResult::header());
         for (_, r) in &self.results {
             println!("{}", r.line());
@@ -147,39 +152,19 @@ impl Report {
     fn print_comparison(&self, a: &Args, hnsw: &Hnsw) {
         println!();
         println!("============= quiver-bench v2 comparison: Quiver vs Chroma =============");
-        for s in &self.sides {
-            println!(
-                "{:<11} {} (version {:?}), pid {}, via /api/v2",
-                s.name,
-                s.url,
-                s.version,
-                s.pid.map_or("unknown".into(), |p| p.to_string())
-            );
-        }
-        if a.mode != Mode::Projects {
-            println!(
-                "data        n={} dim={} clusters={} sigma={} seed={} batch={} queries={} get_ops={}",
-                a.n, a.dim, a.clusters, a.sigma, a.seed, a.batch, a.queries, a.get_ops
-            );
-        }
         let or_default = |v: Option<usize>| v.map_or("default".into(), |v| v.to_string());
-        println!(
+        let collections = format!(
             "collections space l2, ef_search={} ef_construction={} max_neighbors={} (same for both)",
             hnsw.ef_search,
             or_default(hnsw.ef_construction),
             or_default(hnsw.max_neighbors)
         );
-        if a.mode != Mode::Single && a.tenants > 0 {
-            println!(
-                "tenants     {} x {} records dim {}, concurrency {}, {} queries, idle {} s",
-                a.tenants,
-                a.project_records,
-                a.project_dim,
-                a.concurrency,
-                a.project_queries,
-                a.idle_secs
-            );
-        }
+        self.print_setup(
+            a,
+            ", via /api/v2",
+            Some(collections),
+            ("tenants", a.tenants),
+        );
         println!(
             "Q/C = Quiver / Chroma. Throughput (vec/s, q/s, ops/s, ten/s): higher is better, Q/C > 1 \
              favours Quiver.\nLatency (ms) and RSS (MiB): lower is better, Q/C < 1 favours Quiver. \

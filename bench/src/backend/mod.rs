@@ -25,6 +25,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Map, Value};
 
+use crate::workload::metadata_for;
+
 /// Metadata of a record (the same JSON object in both APIs).
 pub type Metadata = Map<String, Value>;
 
@@ -62,6 +64,42 @@ pub struct CollRef {
 pub struct Created {
     pub coll: CollRef,
     pub problems: Vec<String>,
+}
+
+/// Records to add: rows `range` of `data` (`dim` floats a row), with ids `"{row}"` and
+/// the bench's metadata of each row ([`metadata_for`]).
+#[derive(Debug, Clone)]
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub dim: usize,
+    pub range: Range<usize>,
+}
+
+impl<'a> Rows<'a> {
+    pub fn ids(&self) -> Vec<String> {
+        self.range.clone().map(|i| i.to_string()).collect()
+    }
+
+    pub fn vectors(&self) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (data, dim) = (self.data, self.dim);
+        self.range
+            .clone()
+            .map(move |i| &data[i * dim..(i + 1) * dim])
+    }
+
+    pub fn metadatas(&self) -> Vec<Option<Metadata>> {
+        self.range.clone().map(|i| Some(metadata_for(i))).collect()
+    }
+}
+
+/// One k-NN query: the `k` nearest neighbours of `vector` among the records matching
+/// `filter`, with distances, and with metadatas if `metadatas`.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub vector: &'a [f32],
+    pub k: usize,
+    pub filter: Option<&'a Value>,
+    pub metadatas: bool,
 }
 
 /// The answer to one query vector, nearest first.
@@ -161,26 +199,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
         hnsw: &Hnsw,
     ) -> impl Future<Output = Result<Created>> + Send;
 
-    /// Adds the rows `rows` of `data` (`dim` floats a row) with ids `"{row}"` and the
-    /// bench's metadata of each row ([`crate::workload::metadata_for`]). Returns how many
-    /// records the server says it added, if it says.
+    /// Adds `rows`; returns how many records the server says it added, if it says.
     fn add(
         &self,
         coll: &CollRef,
-        data: &[f32],
-        dim: usize,
-        rows: Range<usize>,
+        rows: Rows<'_>,
     ) -> impl Future<Output = Result<Option<u64>>> + Send;
 
-    /// The `k` nearest neighbours of `vector`, with distances, with metadatas if
-    /// `metadatas`, among the records matching `filter`.
+    /// Runs one k-NN query.
     fn query(
         &self,
         coll: &CollRef,
-        vector: &[f32],
-        k: usize,
-        filter: Option<&Value>,
-        metadatas: bool,
+        query: Query<'_>,
     ) -> impl Future<Output = Result<QueryAnswer>> + Send;
 
     /// The records with these ids, with their metadatas.

@@ -2,20 +2,19 @@
 //! scope is a project; collections are addressed by name. It is also how the v2 backend
 //! learns how far Quiver has indexed ([`wait_indexed`]), the one thing v2 does not expose.
 
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use quiver_client::{
     AddRequest, ClientError, CollectionConfiguration, GetRequest, HnswConfiguration, Include,
-    QueryRequest, QuiverClient, Space,
+    ProjectInfo, QueryRequest, QuiverClient, Space,
 };
-use serde_json::Value;
 
 use super::{
-    Backend, CollRef, Created, GetAnswer, Handshake, Hnsw, Indexed, QueryAnswer, Software, Words,
+    Backend, CollRef, Created, GetAnswer, Handshake, Hnsw, Indexed, Query, QueryAnswer, Rows,
+    Software, Words,
 };
-use crate::workload::{is_bench_project, metadata_for};
+use crate::workload::is_bench_project;
 
 /// A Quiver server (tenant server or router) through `/api/v1`.
 #[derive(Debug, Clone)]
@@ -100,36 +99,22 @@ impl Backend for V1 {
         })
     }
 
-    async fn add(
-        &self,
-        coll: &CollRef,
-        data: &[f32],
-        dim: usize,
-        rows: Range<usize>,
-    ) -> Result<Option<u64>> {
-        let req = add_request(data, dim, rows);
+    async fn add(&self, coll: &CollRef, rows: Rows<'_>) -> Result<Option<u64>> {
+        let req = add_request(&rows);
         Ok(Some(
             self.client.add(&coll.scope, &coll.id, &req).await?.added,
         ))
     }
 
-    async fn query(
-        &self,
-        coll: &CollRef,
-        vector: &[f32],
-        k: usize,
-        filter: Option<&Value>,
-        metadatas: bool,
-    ) -> Result<QueryAnswer> {
-        let include = if metadatas {
-            vec![Include::Metadatas, Include::Distances]
-        } else {
-            vec![Include::Distances]
-        };
+    async fn query(&self, coll: &CollRef, q: Query<'_>) -> Result<QueryAnswer> {
+        let mut include = vec![Include::Distances];
+        if q.metadatas {
+            include.insert(0, Include::Metadatas);
+        }
         let req = QueryRequest {
-            query_embeddings: vec![vector.to_vec()],
-            n_results: Some(k),
-            where_metadata: filter.cloned(),
+            query_embeddings: vec![q.vector.to_vec()],
+            n_results: Some(q.k),
+            where_metadata: q.filter.cloned(),
             include: Some(include),
             ..Default::default()
         };
@@ -169,12 +154,9 @@ impl Backend for V1 {
 
     async fn stale_scopes(&self, prefix: &str) -> Result<Vec<String>> {
         Ok(self
-            .client
-            .list_projects()
-            .await
-            .context("listing projects")?
+            .bench_projects(prefix)
+            .await?
             .into_iter()
-            .filter(|p| is_bench_project(prefix, &p.name))
             .map(|p| p.name)
             .collect())
     }
@@ -184,14 +166,7 @@ impl Backend for V1 {
     }
 
     async fn describe_scopes(&self, prefix: &str) -> Result<Option<String>> {
-        let listed: Vec<_> = self
-            .client
-            .list_projects()
-            .await
-            .context("listing projects")?
-            .into_iter()
-            .filter(|p| is_bench_project(prefix, &p.name))
-            .collect();
+        let listed = self.bench_projects(prefix).await?;
         Ok(Some(format!(
             "lists {} bench projects, {} open, {} records, {:.1} MiB on disk",
             listed.len(),
@@ -199,6 +174,20 @@ impl Backend for V1 {
             listed.iter().map(|p| p.records).sum::<u64>(),
             listed.iter().map(|p| p.bytes).sum::<u64>() as f64 / (1024.0 * 1024.0)
         )))
+    }
+}
+
+impl V1 {
+    /// The server's projects that are the bench's for `prefix`.
+    async fn bench_projects(&self, prefix: &str) -> Result<Vec<ProjectInfo>> {
+        Ok(self
+            .client
+            .list_projects()
+            .await
+            .context("listing projects")?
+            .into_iter()
+            .filter(|p| is_bench_project(prefix, &p.name))
+            .collect())
     }
 }
 
@@ -241,14 +230,11 @@ fn l2_config(hnsw: &Hnsw) -> CollectionConfiguration {
     }
 }
 
-fn add_request(data: &[f32], dim: usize, rows: Range<usize>) -> AddRequest {
+fn add_request(rows: &Rows<'_>) -> AddRequest {
     AddRequest {
-        ids: rows.clone().map(|i| i.to_string()).collect(),
-        embeddings: rows
-            .clone()
-            .map(|i| data[i * dim..(i + 1) * dim].to_vec())
-            .collect(),
-        metadatas: Some(rows.map(|i| Some(metadata_for(i))).collect()),
+        ids: rows.ids(),
+        embeddings: rows.vectors().map(<[f32]>::to_vec).collect(),
+        metadatas: Some(rows.metadatas()),
         ..Default::default()
     }
 }
@@ -267,7 +253,11 @@ mod tests {
 
     #[test]
     fn add_request_takes_the_rows() {
-        let r = add_request(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 2, 1..3);
+        let r = add_request(&Rows {
+            data: &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            dim: 2,
+            range: 1..3,
+        });
         assert_eq!(r.ids, vec!["1", "2"]);
         assert_eq!(r.embeddings, vec![vec![2.0, 3.0], vec![4.0, 5.0]]);
     }

@@ -8,22 +8,20 @@
 //! before it answers (its SQLite log's push waits for the local compaction), so its
 //! acknowledged rate is also its indexed rate.
 
-use std::ops::Range;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use quiver_client::QuiverClient;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{
-    v1, Backend, CollRef, Created, GetAnswer, Handshake, Hnsw, Indexed, QueryAnswer, Software,
-    Words,
+    v1, Backend, CollRef, Created, GetAnswer, Handshake, Hnsw, Indexed, Query, QueryAnswer, Rows,
+    Software, Words,
 };
 use crate::v2_client::{
     tolerate_conflict, tolerate_not_found, AddRecords, Collection, CollectionConfiguration,
     CreateCollection, GetRecords, Include, QueryRecords, V2Client, DEFAULT_DATABASE,
 };
-use crate::workload::metadata_for;
 
 /// Chroma's default HNSW ef_construction and max_neighbors, sent to both servers when
 /// the command line does not set them.
@@ -158,38 +156,29 @@ impl Backend for V2 {
         })
     }
 
-    async fn add(
-        &self,
-        coll: &CollRef,
-        data: &[f32],
-        dim: usize,
-        rows: Range<usize>,
-    ) -> Result<Option<u64>> {
-        let req = add_records(data, dim, rows, self.base64);
+    async fn add(&self, coll: &CollRef, rows: Rows<'_>) -> Result<Option<u64>> {
+        let req = AddRecords::new(
+            rows.ids(),
+            rows.vectors(),
+            Some(rows.metadatas()),
+            self.base64,
+        );
         self.client
             .add(&coll.scope, DEFAULT_DATABASE, &coll.id, &req)
             .await?;
         Ok(None)
     }
 
-    async fn query(
-        &self,
-        coll: &CollRef,
-        vector: &[f32],
-        k: usize,
-        filter: Option<&Value>,
-        metadatas: bool,
-    ) -> Result<QueryAnswer> {
-        let include = if metadatas {
-            vec![Include::Metadatas, Include::Distances]
-        } else {
-            vec![Include::Distances]
-        };
+    async fn query(&self, coll: &CollRef, q: Query<'_>) -> Result<QueryAnswer> {
+        let mut include = vec![Include::Distances];
+        if q.metadatas {
+            include.insert(0, Include::Metadatas);
+        }
         let req = QueryRecords {
             ids: None,
-            query_embeddings: vec![vector.to_vec()],
-            n_results: k,
-            where_metadata: filter.cloned(),
+            query_embeddings: vec![q.vector.to_vec()],
+            n_results: q.k,
+            where_metadata: q.filter.cloned(),
             where_document: None,
             include,
         };
@@ -259,15 +248,6 @@ fn configuration(hnsw: &Hnsw) -> CollectionConfiguration {
         hnsw.ef_search,
         hnsw.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
         hnsw.max_neighbors.unwrap_or(DEFAULT_MAX_NEIGHBORS),
-    )
-}
-
-fn add_records(data: &[f32], dim: usize, rows: Range<usize>, base64: bool) -> AddRecords {
-    AddRecords::new(
-        rows.clone().map(|r| r.to_string()).collect(),
-        rows.clone().map(|r| &data[r * dim..(r + 1) * dim]),
-        Some(rows.map(|r| Some(metadata_for(r))).collect()),
-        base64,
     )
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::backend::{Backend, CollRef};
+use crate::backend::{Backend, CollRef, Rows};
 use crate::session::Bench;
 use crate::stats::PhaseResult;
 use crate::workers;
@@ -35,7 +35,14 @@ pub async fn run<B: Backend>(
             work,
             move |b: B, rows: Range<usize>| {
                 let (data, coll) = (data.clone(), coll.clone());
-                async move { b.add(&coll, &data, dim, rows).await }
+                async move {
+                    let rows = Rows {
+                        data: &data,
+                        dim,
+                        range: rows,
+                    };
+                    b.add(&coll, rows).await
+                }
             },
         )
         .await

@@ -12,7 +12,7 @@ use super::query::parse_ids;
 use crate::backend::{Backend, CollRef};
 use crate::session::Bench;
 use crate::stats::PhaseResult;
-use crate::workers::{self, round_robin};
+use crate::workers::{self, round_robin, RunOutput};
 
 /// One get per batch of `id_batches` against `coll` on side `side`, with `clients`
 /// clients.
@@ -24,7 +24,6 @@ pub async fn get<B: Backend>(
     id_batches: &Arc<Vec<Vec<usize>>>,
 ) -> Result<()> {
     let label = format!("get 10 ids ({clients} client{})", plural(clients));
-    let ops = id_batches.len();
     let coll = coll.clone();
     let out = workers::run(
         bench.clients(side, clients)?,
@@ -56,15 +55,8 @@ pub async fn get<B: Backend>(
     .await
     .with_context(|| format!("{}: {label}", bench.name(side)))?;
     let bad: usize = out.results.iter().sum();
-    let note = if bad > 0 {
-        format!("WARNING: {bad} wrong or missing records")
-    } else {
-        String::new()
-    };
-    bench.emit(
-        side,
-        PhaseResult::new(label, ops, out.wall, "ops/s", &out.latencies).with_note(note),
-    );
+    let warning = (bad > 0).then(|| format!("WARNING: {bad} wrong or missing records"));
+    emit(bench, side, label, &out, warning);
     Ok(())
 }
 
@@ -78,11 +70,10 @@ pub async fn count<B: Backend>(
     expected: u64,
 ) -> Result<()> {
     let label = format!("count ({clients} client{})", plural(clients));
-    let ops = bench.args.get_ops;
     let coll = coll.clone();
     let out = workers::run(
         bench.clients(side, clients)?,
-        round_robin(0..ops, clients),
+        round_robin(0..bench.args.get_ops, clients),
         move |b: B, _| {
             let coll = coll.clone();
             async move { b.count(&coll).await }
@@ -91,14 +82,20 @@ pub async fn count<B: Backend>(
     .await
     .with_context(|| format!("{}: {label}", bench.name(side)))?;
     let wrong = out.results.iter().filter(|&&c| c != expected).count();
-    let note = if wrong > 0 {
-        format!("WARNING: {wrong} counts differ from {expected}")
-    } else {
-        String::new()
-    };
-    bench.emit(
-        side,
-        PhaseResult::new(label, ops, out.wall, "ops/s", &out.latencies).with_note(note),
-    );
+    let warning = (wrong > 0).then(|| format!("WARNING: {wrong} counts differ from {expected}"));
+    emit(bench, side, label, &out, warning);
     Ok(())
+}
+
+/// Emits a lookup phase: one op a request, with the warning as its note.
+fn emit<B: Backend, R>(
+    bench: &mut Bench<B>,
+    side: usize,
+    label: String,
+    out: &RunOutput<R>,
+    warning: Option<String>,
+) {
+    let ops = out.latencies.len();
+    let r = PhaseResult::new(label, ops, out.wall, "ops/s", &out.latencies);
+    bench.emit(side, r.with_note(warning.unwrap_or_default()));
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::plural;
-use crate::backend::{Backend, CollRef, QueryAnswer};
+use crate::backend::{Backend, CollRef, Query, QueryAnswer};
 use crate::data::recall;
 use crate::session::Bench;
 use crate::stats::PhaseResult;
@@ -81,8 +81,13 @@ pub async fn run<B: Backend>(
         move |b: B, qi: usize| {
             let (queries, filter, coll) = (queries.clone(), filter.clone(), coll.clone());
             async move {
-                let v = &queries[qi * dim..(qi + 1) * dim];
-                let answer = b.query(&coll, v, K, filter.as_ref(), true).await?;
+                let query = Query {
+                    vector: &queries[qi * dim..(qi + 1) * dim],
+                    k: K,
+                    filter: filter.as_ref(),
+                    metadatas: true,
+                };
+                let answer = b.query(&coll, query).await?;
                 outcome(qi, &answer, check)
             }
         },

@@ -10,7 +10,7 @@ use crate::backend::{Backend, Software, V1};
 use crate::session::{Bench, Launch, Spawn};
 use crate::stats::PhaseResult;
 use crate::workers::batches;
-use crate::workload::{prepare_workload, Workload, COLL_A};
+use crate::workload::{prepare_workload, COLL_A};
 
 /// Attaches the router (spawned with `--spawn-router`, else at `--router-url`) as a
 /// second side, fills one collection directly, then runs the query and count phases
@@ -30,31 +30,23 @@ pub async fn run(bench: &mut Bench<V1>) -> Result<()> {
     };
     let router = bench.attach(launch).await?;
 
-    let Workload {
-        data,
-        queries,
-        cases,
-        truths,
-    } = prepare_workload(&bench.args)?;
+    let w = prepare_workload(&bench.args)?;
     let project = bench.args.project.clone();
     let coll = create_fresh(bench, 0, &project, &[COLL_A]).await?.remove(0);
     bench.report.print_header();
     let work = vec![batches(0..bench.args.n, bench.args.batch)];
-    ingest::run(bench, 0, &coll, "ingest (direct)", work, &data).await?;
+    ingest::run(bench, 0, &coll, "ingest (direct)", work, &w.data).await?;
 
     let router_pid = bench.report.sides[router].pid;
     let cpu_before = router_pid.and_then(cpu_seconds);
     let first = bench.report.results.len();
-    let unfiltered = &cases[0];
+    let (unfiltered, truth) = (&w.cases[0], &w.truths[0]);
     let expected = bench.args.n as u64;
     for clients in [1, bench.args.query_clients] {
         for round in 0..bench.args.rounds {
             for (target, side) in [("direct", 0), ("router", router)] {
                 bench.report.label_suffix = format!(" [{target} #{round}]");
-                query::run(
-                    bench, side, &coll, unfiltered, clients, &queries, &truths[0],
-                )
-                .await?;
+                query::run(bench, side, &coll, unfiltered, clients, &w.queries, truth).await?;
                 lookup::count(bench, side, &coll, clients, expected).await?;
             }
         }

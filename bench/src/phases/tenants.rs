@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::query::{judge, outcome};
-use crate::backend::{Backend, CollRef};
+use crate::backend::{Backend, CollRef, Query, Rows};
 use crate::session::Bench;
 use crate::stats::PhaseResult;
 use crate::workers::{self, round_robin};
@@ -68,8 +68,12 @@ pub async fn run<B: Backend>(bench: &mut Bench<B>, count: usize) -> Result<()> {
                 async move {
                     b.prepare_scope(&name).await?;
                     let coll = b.create_collection(&name, PROJECT_COLL, &hnsw).await?.coll;
-                    let rows = &data[p * records * dim..(p + 1) * records * dim];
-                    let added = b.add(&coll, rows, dim, 0..records).await?;
+                    let rows = Rows {
+                        data: &data[p * records * dim..(p + 1) * records * dim],
+                        dim,
+                        range: 0..records,
+                    };
+                    let added = b.add(&coll, rows).await?;
                     anyhow::Ok((p, coll, added))
                 }
             },
@@ -111,8 +115,13 @@ pub async fn run<B: Backend>(bench: &mut Bench<B>, count: usize) -> Result<()> {
             move |b: B, (qi, p): (usize, usize)| {
                 let (qvecs, colls) = (qvecs.clone(), colls.clone());
                 async move {
-                    let v = &qvecs[qi * dim..(qi + 1) * dim];
-                    let answer = b.query(&colls[p], v, K, None, false).await?;
+                    let query = Query {
+                        vector: &qvecs[qi * dim..(qi + 1) * dim],
+                        k: K,
+                        filter: None,
+                        metadatas: false,
+                    };
+                    let answer = b.query(&colls[p], query).await?;
                     outcome(qi, &answer, None)
                 }
             },
