@@ -31,13 +31,14 @@ use crate::workload::metadata_for;
 pub type Metadata = Map<String, Value>;
 
 /// Which program serves the API (a backend may treat them differently: Quiver also
-/// answers `/api/v1`, which tells the v2 backend how far it has indexed).
+/// answers `/api/v1`, which tells the v2 backend how far it has indexed). The value is
+/// the program's column in the side-by-side table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Software {
     /// A Quiver tenant server or router.
-    Quiver,
+    Quiver = 0,
     /// The real Chroma.
-    Chroma,
+    Chroma = 1,
 }
 
 /// HNSW settings of the bench's collections, always in space l2. Unset values are left
