@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
-use crate::plan::ScalingPolicy;
+use crate::shard_count::ScalingPolicy;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {

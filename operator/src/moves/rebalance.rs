@@ -14,8 +14,8 @@ use quiver_placement::{home_ordinal, PlacementTable};
 use tracing::Instrument;
 
 use super::{finish_switched, move_project, recover, MoveContext, MoveError, MoveReport};
+use crate::move_plan::{batches, move_plan};
 use crate::placement_store::{update, PlacementStore};
-use crate::plan::{batches, move_plan};
 
 /// Where the projects are, as the shards report them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

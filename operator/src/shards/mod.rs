@@ -1,6 +1,6 @@
 //! The shard controller: every `--scale-interval-secs`, while this replica leads, it reads
 //! the tenant StatefulSet and every shard's load, decides the shard count
-//! ([`crate::plan::desired_shards`]) and walks towards it one [`Step`] at a time:
+//! ([`crate::shard_count::desired_shards`]) and walks towards it one [`Step`] at a time:
 //!
 //! - up: patch the StatefulSet's scale, wait for the new pods to be ready, publish their
 //!   URLs in the placement table, then let the rebalancer move projects onto them;
@@ -23,7 +23,7 @@ use quiver_placement::PlacementTable;
 
 use crate::metrics::{OperatorMetrics, ScaleDirection};
 use crate::placement_store::{self, PlacementStore, PlacementStoreError};
-use crate::plan::ScalingPolicy;
+use crate::shard_count::ScalingPolicy;
 pub use observe::{gather_loads, AdminShardStats, ShardStats, StatefulSetClient};
 pub use scale::{next_step, target_shards, Replicas, Step};
 

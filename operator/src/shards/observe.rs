@@ -10,7 +10,7 @@ use serde_json::json;
 use super::scale::Replicas;
 use super::ShardError;
 use crate::admin::AdminClient;
-use crate::plan::ShardLoad;
+use crate::shard_count::ShardLoad;
 
 /// The tenant-server StatefulSet.
 #[derive(Clone)]

@@ -12,7 +12,7 @@
 
 use quiver_placement::PlacementTable;
 
-use crate::plan::{desired_shards, ScalingPolicy, ShardLoad};
+use crate::shard_count::{desired_shards, ScalingPolicy, ShardLoad};
 
 /// The StatefulSet's replicas as observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::placement_store::FileStore;
-use crate::plan::ShardLoad;
+use crate::shard_count::ShardLoad;
 use observe::tests::{ITEM, SCALE};
 use quiver_testkit::kube_mock::{pair, MockApi};
 

@@ -16,22 +16,29 @@ use quiver_placement::{home_ordinal, PlacementTable};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::server::SpawnedServer;
-use super::stats::{percentiles_ms, PhaseResult};
-use super::{batches, ignore_not_found, ingest, l2_config, prepare_workload, Ctx, COLL_A};
+use super::{create_fresh, ingest};
+use crate::backend::V1;
+use crate::server::SpawnedServer;
+use crate::session::Bench;
+use crate::stats::percentiles_ms;
+use crate::workers::batches;
+use crate::workload::{prepare_workload, COLL_A};
 
 /// Records per write of the live writer.
 const LIVE_BATCH: usize = 10;
 
-pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
+/// Spawns the destination shard and a router over a placement file, fills the
+/// collection on the source (side 0), then moves the project while a client writes
+/// through the router, and prints what the move cost.
+pub async fn run(bench: &mut Bench<V1>) -> Result<()> {
     let (Some(server_bin), Some(router_bin)) =
-        (ctx.args.spawn.clone(), ctx.args.spawn_router.clone())
+        (bench.args.spawn.clone(), bench.args.spawn_router.clone())
     else {
         bail!("--mode move needs --spawn and --spawn-router");
     };
-    let project = ctx.args.project.clone();
-    let source_url = ctx.url.clone();
-    let mut dest = SpawnedServer::start(&server_bin, &ctx.args.server_args)?;
+    let project = bench.args.project.clone();
+    let source_url = bench.report.sides[0].url.clone();
+    let mut dest = SpawnedServer::start(&server_bin, &bench.args.server_args)?;
     let dest_client = QuiverClient::with_timeout(dest.url(), Duration::from_secs(30))?;
     dest.wait_ready(&dest_client, Duration::from_secs(30))
         .await?;
@@ -70,14 +77,19 @@ pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
         dest.url()
     );
 
-    let workload = prepare_workload(&ctx.args)?;
-    ignore_not_found(ctx.client.delete_collection(&project, COLL_A).await)?;
-    ctx.client
-        .create_collection(&project, COLL_A, None, Some(l2_config(&ctx.args)), false)
-        .await?;
-    println!("{}", PhaseResult::header());
-    let work = vec![batches(0..ctx.args.n, ctx.args.batch)];
-    ingest(ctx, COLL_A, "ingest (source shard)", work, &workload.data).await?;
+    let workload = prepare_workload(&bench.args)?;
+    let coll = create_fresh(bench, 0, &project, &[COLL_A]).await?.remove(0);
+    bench.report.print_header();
+    let work = vec![batches(0..bench.args.n, bench.args.batch)];
+    ingest::run(
+        bench,
+        0,
+        &coll,
+        "ingest (source shard)",
+        work,
+        &workload.data,
+    )
+    .await?;
 
     // a client writing through the router for the whole move
     let stop = Arc::new(AtomicBool::new(false));
@@ -85,7 +97,7 @@ pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
     let errors = Arc::new(AtomicU64::new(0));
     let writer = {
         let (stop, acked, errors) = (stop.clone(), acked.clone(), errors.clone());
-        let (client, project, dim) = (router_client.clone(), project.clone(), ctx.args.dim);
+        let (client, project, dim) = (router_client.clone(), project.clone(), bench.args.dim);
         tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(7);
             let mut latencies: Vec<(Instant, Duration)> = Vec::new();
@@ -146,10 +158,10 @@ pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
     let all: Vec<Duration> = latencies.iter().map(|(_, d)| *d).collect();
     let slowest = all.iter().max().copied().unwrap_or_default();
     let p = percentiles_ms(&during, &[50.0, 99.0]);
-    let expected = ctx.args.n as u64 + acked.load(Ordering::Relaxed);
+    let expected = bench.args.n as u64 + acked.load(Ordering::Relaxed);
     let counted = router_client.count(&project, COLL_A).await?;
     let on_dest = dest_client.count(&project, COLL_A).await?;
-    let probe = QueryRequest::new(vec![workload.queries[..ctx.args.dim].to_vec()], 10);
+    let probe = QueryRequest::new(vec![workload.queries[..bench.args.dim].to_vec()], 10);
     let answered = router_client
         .query(&project, COLL_A, &probe)
         .await
@@ -159,7 +171,7 @@ pub async fn move_phases(ctx: &mut Ctx) -> Result<()> {
     println!();
     println!(
         "move of {} records ({}-d) while writing through the router",
-        ctx.args.n, ctx.args.dim
+        bench.args.n, bench.args.dim
     );
     println!(
         "  move time (start to placement switch)   {:>10.3} s",

@@ -3,78 +3,65 @@
 //! server. Rounds alternate so that drift (page cache, CPU frequency) hits both targets
 //! alike; the summary reports medians and the router/direct ratios.
 
-use std::time::Duration;
+use anyhow::Result;
 
-use anyhow::{Context, Result};
-use quiver_client::QuiverClient;
+use super::{create_fresh, ingest, lookup, query};
+use crate::backend::{Backend, Software, V1};
+use crate::session::{Bench, Launch, Spawn};
+use crate::stats::PhaseResult;
+use crate::workers::batches;
+use crate::workload::{prepare_workload, COLL_A};
 
-use super::server::SpawnedServer;
-use super::stats::PhaseResult;
-use super::{
-    batches, count_phase, ignore_not_found, ingest, l2_config, prepare_workload, query_phase, Ctx,
-    Workload, COLL_A,
-};
-
-pub async fn overhead_phases(ctx: &mut Ctx) -> Result<()> {
-    let direct = ctx.url.clone();
-    let mut spawned = None;
-    let router = match (&ctx.args.spawn_router, &ctx.args.router_url) {
-        (Some(bin), _) => {
-            let mut s = SpawnedServer::start_router(bin, &direct)?;
-            let client = QuiverClient::with_timeout(s.url(), Duration::from_secs(10))?;
-            let t = s.wait_ready(&client, Duration::from_secs(30)).await?;
-            println!(
-                "# spawned router pid {} at {}, ready in {:.2} s",
-                s.pid(),
-                s.url(),
-                t.as_secs_f64()
-            );
-            let url = s.url().to_owned();
-            spawned = Some(s);
-            url
-        }
-        (None, Some(url)) => url.clone(),
-        (None, None) => anyhow::bail!("--mode router needs --spawn-router or --router-url"),
+/// Attaches the router (spawned with `--spawn-router`, else at `--router-url`) as a
+/// second side, fills one collection directly, then runs the query and count phases
+/// against both, alternating, and prints the medians and ratios.
+pub async fn run(bench: &mut Bench<V1>) -> Result<()> {
+    let direct = bench.report.sides[0].url.clone();
+    let launch = Launch {
+        name: "router",
+        software: Software::Quiver,
+        spawn: bench.args.spawn_router.clone().map(|bin| Spawn::Router {
+            bin,
+            shard: direct.clone(),
+        }),
+        url: bench.args.router_url.clone().unwrap_or_default(),
+        pid: None,
+        pid_flags: None,
     };
+    let router = bench.attach(launch).await?;
 
-    let Workload {
-        data,
-        queries,
-        cases,
-        truths,
-    } = prepare_workload(&ctx.args)?;
-    let project = ctx.args.project.clone();
-    ignore_not_found(ctx.client.delete_collection(&project, COLL_A).await)?;
-    ctx.client
-        .create_collection(&project, COLL_A, None, Some(l2_config(&ctx.args)), false)
-        .await
-        .with_context(|| format!("creating {project}/{COLL_A}"))?;
-    println!("{}", PhaseResult::header());
-    let work = vec![batches(0..ctx.args.n, ctx.args.batch)];
-    ingest(ctx, COLL_A, "ingest (direct)", work, &data).await?;
+    let w = prepare_workload(&bench.args)?;
+    let project = bench.args.project.clone();
+    let coll = create_fresh(bench, 0, &project, &[COLL_A]).await?.remove(0);
+    bench.report.print_header();
+    let work = vec![batches(0..bench.args.n, bench.args.batch)];
+    ingest::run(bench, 0, &coll, "ingest (direct)", work, &w.data).await?;
 
-    let router_pid = spawned.as_ref().map(|s| s.pid());
+    let router_pid = bench.report.sides[router].pid;
     let cpu_before = router_pid.and_then(cpu_seconds);
-    let first = ctx.results.len();
-    let unfiltered = &cases[0];
-    for clients in [1, ctx.args.query_clients] {
-        for round in 0..ctx.args.rounds {
-            for (target, url) in [("direct", &direct), ("router", &router)] {
-                ctx.url = url.clone();
-                ctx.label_suffix = format!(" [{target} #{round}]");
-                query_phase(ctx, unfiltered, clients, &queries, &truths[0]).await?;
-                count_phase(ctx, clients).await?;
+    let first = bench.report.results.len();
+    let (unfiltered, truth) = (&w.cases[0], &w.truths[0]);
+    let expected = bench.args.n as u64;
+    for clients in [1, bench.args.query_clients] {
+        for round in 0..bench.args.rounds {
+            for (target, side) in [("direct", 0), ("router", router)] {
+                bench.report.label_suffix = format!(" [{target} #{round}]");
+                query::run(bench, side, &coll, unfiltered, clients, &w.queries, truth).await?;
+                lookup::count(bench, side, &coll, clients, expected).await?;
             }
         }
     }
-    ctx.url = direct;
-    ctx.label_suffix.clear();
-    summarize(&ctx.results[first..]);
+    bench.report.label_suffix.clear();
+    let measured: Vec<PhaseResult> = bench.report.results[first..]
+        .iter()
+        .map(|(_, r)| r.clone())
+        .collect();
+    summarize(&measured);
     if let (Some(pid), Some(before)) = (router_pid, cpu_before) {
-        let routed: usize = ctx.results[first..]
+        let routed: usize = bench.report.results[first..]
             .iter()
-            .filter(|r| r.phase.contains("[router "))
-            .map(|r| r.ops)
+            .filter(|(side, _)| *side == router)
+            .map(|(_, r)| r.ops)
             .sum();
         if let Some(after) = cpu_seconds(pid) {
             println!(
@@ -85,11 +72,11 @@ pub async fn overhead_phases(ctx: &mut Ctx) -> Result<()> {
         }
     }
 
-    if !ctx.args.keep {
-        ignore_not_found(ctx.client.delete_collection(&project, COLL_A).await)?;
-    }
-    if let Some(mut s) = spawned {
-        println!("# router {}", s.stop(Duration::from_secs(10)));
+    if !bench.args.keep {
+        bench.sides[0]
+            .backend
+            .drop_collection(&coll.scope, &coll.name)
+            .await?;
     }
     Ok(())
 }
