@@ -74,7 +74,11 @@ mod tests {
         assert_eq!(origins("https://a.example,*"), None);
     }
 
-    async fn preflight(origins: Option<&[String]>, origin: &str, method: &str) -> (StatusCode, http::HeaderMap) {
+    async fn preflight(
+        origins: Option<&[String]>,
+        origin: &str,
+        method: &str,
+    ) -> (StatusCode, http::HeaderMap) {
         let app = Router::new()
             .route("/x", get(|| async { "ok" }))
             .layer(layer(origins));
@@ -85,7 +89,10 @@ mod tests {
                     .uri("/x")
                     .header("origin", origin)
                     .header("access-control-request-method", method)
-                    .header("access-control-request-headers", "authorization,x-chroma-token")
+                    .header(
+                        "access-control-request-headers",
+                        "authorization,x-chroma-token",
+                    )
                     .body(Body::empty())
                     .expect("request"),
             )
@@ -104,7 +111,9 @@ mod tests {
                 headers["access-control-allow-origin"],
                 "https://app.example"
             );
-            let methods = headers["access-control-allow-methods"].to_str().expect("ascii");
+            let methods = headers["access-control-allow-methods"]
+                .to_str()
+                .expect("ascii");
             assert!(methods.contains(method), "{method} not in {methods}");
         }
     }
@@ -113,7 +122,10 @@ mod tests {
     async fn an_unlisted_origin_gets_no_cors_headers() {
         let list = vec!["https://app.example".to_string()];
         let (_, headers) = preflight(Some(&list), "https://evil.example", "DELETE").await;
-        assert!(headers.get("access-control-allow-origin").is_none(), "{headers:?}");
+        assert!(
+            headers.get("access-control-allow-origin").is_none(),
+            "{headers:?}"
+        );
     }
 
     #[tokio::test]

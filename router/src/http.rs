@@ -54,11 +54,14 @@ pub fn router(proxy: Arc<Proxy>, cors_origins: Option<Vec<String>>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/placement", get(placement))
-        .route_layer(cors)
         .fallback(proxy_project)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+        // outermost, as in the tenant server: preflights are answered here for every path
+        // (a route layer never saw them: OPTIONS matched no route), and proxied answers
+        // carry this policy's headers in place of the shard's
+        .layer(cors)
 }
 
 /// Runs every request in its server span (continuing the caller's trace), and counts and

@@ -914,3 +914,45 @@ async fn fanned_out_calls_are_well_framed() {
     drop(router);
     echo_task.abort();
 }
+
+/// The router's own routes answer CORS preflights with the tenant servers' policy (one
+/// helper): a listed origin may use every method the APIs use (the router used to allow
+/// only GET and POST), an unlisted one gets no CORS headers. Project paths are proxied,
+/// preflights included, and carry their shard's answer (the chart gives both the same
+/// origins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_on_the_routers_own_routes_matches_the_tenant_server() {
+    let cluster = Cluster::start_with(
+        1,
+        Source::Static,
+        &["--cors-origins", "https://app.example"],
+    )
+    .await;
+    for path in ["/api/v1/projects", "/api/v2/tenants", "/api/v2/heartbeat"] {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            assert_cors_preflight(&cluster.http, path, "https://app.example", method, true).await;
+        }
+        assert_cors_preflight(&cluster.http, path, "https://evil.example", "GET", false).await;
+    }
+    // an actual request from a listed origin carries the origin back once
+    let r = cluster
+        .http
+        .send(
+            Method::GET,
+            "/api/v1/projects",
+            None,
+            &[("origin", "https://app.example")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let origins: Vec<_> = r
+        .headers
+        .get_all("access-control-allow-origin")
+        .iter()
+        .collect();
+    assert_eq!(origins, ["https://app.example"]);
+    assert!(
+        !cluster.shards[0].has_project_dir("proj"),
+        "a preflight opens no project"
+    );
+}

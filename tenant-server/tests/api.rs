@@ -358,7 +358,11 @@ async fn v2_indexing_status_reports_indexed_and_total_records() {
     s.post("/api/v2/tenants", &json!({"name": "ix-tenant"}))
         .await
         .ok_object();
-    let c = s.post(base, &json!({"name": "coll"})).await.ok_object().clone();
+    let c = s
+        .post(base, &json!({"name": "coll"}))
+        .await
+        .ok_object()
+        .clone();
     let id = c["id"].as_str().expect("collection id").to_string();
     let status = |v: &Value| {
         (
@@ -373,10 +377,15 @@ async fn v2_indexing_status_reports_indexed_and_total_records() {
 
     let n = 300;
     let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
-    let embeddings: Vec<Vec<f32>> = (0..n).map(|i| vec![i as f32, 1.0, (i % 7) as f32]).collect();
-    s.post(&format!("{base}/{id}/add"), &json!({"ids": ids, "embeddings": embeddings}))
-        .await
-        .ok();
+    let embeddings: Vec<Vec<f32>> = (0..n)
+        .map(|i| vec![i as f32, 1.0, (i % 7) as f32])
+        .collect();
+    s.post(
+        &format!("{base}/{id}/add"),
+        &json!({"ids": ids, "embeddings": embeddings}),
+    )
+    .await
+    .ok();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = s.get(&format!("{base}/{id}/indexing_status")).await;
@@ -388,11 +397,16 @@ async fn v2_indexing_status_reports_indexed_and_total_records() {
             assert_eq!(progress, 1.0);
             break;
         }
-        assert!(Instant::now() < deadline, "not indexed in time: {indexed}/{total}");
+        assert!(
+            Instant::now() < deadline,
+            "not indexed in time: {indexed}/{total}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let missing = s
-        .get(&format!("{base}/00000000-0000-0000-0000-000000000000/indexing_status"))
+        .get(&format!(
+            "{base}/00000000-0000-0000-0000-000000000000/indexing_status"
+        ))
         .await;
     assert_eq!(missing.status, 404);
 }
@@ -2227,4 +2241,33 @@ async fn concurrent_writes_are_all_applied() {
             assert_eq!(f32s(e).len(), winners[0]);
         }
     }
+}
+
+/// Restricted origins: a listed origin may use every method of the APIs (reads, writes,
+/// modify, delete) on the data and admin paths; an unlisted one gets no CORS headers.
+#[tokio::test]
+async fn cors_preflight_for_listed_and_unlisted_origins() {
+    let s = TestServer::start(&[
+        "--cors-origins",
+        "https://app.example,https://other.example",
+    ])
+    .await;
+    let http = s.http();
+    let coll = "/api/v1/proj/collections/coll";
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert_cors_preflight(&http, coll, "https://app.example", method, true).await;
+    }
+    assert_cors_preflight(
+        &http,
+        "/api/v2/tenants/t1/databases",
+        "https://other.example",
+        "DELETE",
+        true,
+    )
+    .await;
+    assert_cors_preflight(&http, coll, "https://evil.example", "DELETE", false).await;
+    assert!(
+        !s.workspace().join("proj").exists(),
+        "a preflight opens no project"
+    );
 }

@@ -65,3 +65,51 @@ pub fn assert_moved_to(r: &Resp, to: &str, what: &str) {
         "{what}: message does not say where: {msg}"
     );
 }
+
+/// Sends a CORS preflight (`OPTIONS`) for `method path` from `origin` through `http` and
+/// checks the answer: a `listed` origin gets itself back as the allowed origin, with
+/// `method` among the allowed methods; any other origin gets no CORS headers, so a browser
+/// refuses the request. The router and the tenant server must answer alike (one policy).
+pub async fn assert_cors_preflight(
+    http: &crate::http::Http,
+    path: &str,
+    origin: &str,
+    method: &str,
+    listed: bool,
+) {
+    let r = http
+        .send(
+            reqwest::Method::OPTIONS,
+            path,
+            None,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", method),
+                (
+                    "access-control-request-headers",
+                    "content-type,authorization",
+                ),
+            ],
+        )
+        .await;
+    let allowed_origin = r.header("access-control-allow-origin");
+    if !listed {
+        assert_eq!(
+            allowed_origin, None,
+            "{method} {path} from {origin}: {:?}",
+            r.headers
+        );
+        return;
+    }
+    assert_eq!(
+        r.status, 200,
+        "preflight {method} {path} from {origin}: {}",
+        r.text
+    );
+    assert_eq!(allowed_origin, Some(origin), "{:?}", r.headers);
+    let methods = r.header("access-control-allow-methods").unwrap_or_default();
+    assert!(
+        methods.split(',').any(|m| m.trim() == method),
+        "{method} not among the allowed methods {methods:?}"
+    );
+}

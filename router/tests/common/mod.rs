@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quiver_placement::PlacementTable;
+pub use quiver_testkit::assertions::assert_cors_preflight;
 pub use quiver_testkit::http::{Http, Resp, REQUEST_TIMEOUT};
 pub use quiver_testkit::json::{f32s, strings};
 pub use quiver_testkit::process::{free_port, set_child_env};
