@@ -177,6 +177,14 @@ class MultiTenantChromaClient:
     def _collection(self, project_name: str, collection_name: str, *rest: str) -> tuple:
         return ("api", "v1", project_name, "collections", collection_name, *rest)
 
+    def _write(self, op: str, collection_name: str, project_name: str, ids: Any,
+               embeddings: Any, documents: Any, metadatas: Any, uris: Any) -> Dict[str, Any]:
+        """`POST …/{op}` (add, upsert, update) with the record columns given."""
+        body = _body(ids=_list(ids), embeddings=_embeddings(embeddings),
+                     documents=_list(documents), metadatas=_list(metadatas), uris=_list(uris))
+        return self._request("POST", *self._collection(project_name, collection_name, op),
+                             body=body)
+
     # -- server ---------------------------------------------------------------------------
 
     def heartbeat(self) -> Dict[str, Any]:
@@ -253,10 +261,8 @@ class MultiTenantChromaClient:
             uris: Optional[Sequence[Optional[str]]] = None) -> Dict[str, Any]:
         """Adds records; an id that exists is left as it is (Chroma's rule). Answers
         `{"added": <records inserted>, "total_count": <count after>, ...}`."""
-        body = _body(ids=_list(ids), embeddings=_embeddings(embeddings),
-                     documents=_list(documents), metadatas=_list(metadatas), uris=_list(uris))
-        return self._request("POST", *self._collection(project_name, collection_name, "add"),
-                             body=body)
+        return self._write("add", collection_name, project_name, ids, embeddings, documents,
+                           metadatas, uris)
 
     def upsert(self, collection_name: str, documents: Optional[Sequence[Optional[str]]],
                embeddings: Any, ids: Sequence[str],
@@ -264,11 +270,8 @@ class MultiTenantChromaClient:
                project_name: str = DEFAULT_PROJECT,
                uris: Optional[Sequence[Optional[str]]] = None) -> Dict[str, Any]:
         """Adds new ids and overwrites existing ones (a metadata key set to None is removed)."""
-        body = _body(ids=_list(ids), embeddings=_embeddings(embeddings),
-                     documents=_list(documents), metadatas=_list(metadatas), uris=_list(uris))
-        return self._request("POST",
-                             *self._collection(project_name, collection_name, "upsert"),
-                             body=body)
+        return self._write("upsert", collection_name, project_name, ids, embeddings, documents,
+                           metadatas, uris)
 
     def update(self, collection_name: str, ids: Sequence[str], embeddings: Any = None,
                documents: Optional[Sequence[Optional[str]]] = None,
@@ -276,11 +279,8 @@ class MultiTenantChromaClient:
                project_name: str = DEFAULT_PROJECT,
                uris: Optional[Sequence[Optional[str]]] = None) -> Dict[str, Any]:
         """Changes the given fields of existing records; unknown ids are ignored."""
-        body = _body(ids=_list(ids), embeddings=_embeddings(embeddings),
-                     documents=_list(documents), metadatas=_list(metadatas), uris=_list(uris))
-        return self._request("POST",
-                             *self._collection(project_name, collection_name, "update"),
-                             body=body)
+        return self._write("update", collection_name, project_name, ids, embeddings, documents,
+                           metadatas, uris)
 
     def delete(self, collection_name: str, ids: Optional[Sequence[str]] = None,
                where: Optional[Where] = None, where_document: Optional[Where] = None,

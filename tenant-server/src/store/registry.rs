@@ -136,12 +136,16 @@ impl Registry {
         st.exclusive.insert(name.to_string());
         drop(st);
         let out = f(&self.layout.root(name), closed_at);
+        self.end_exclusive(name);
+        out
+    }
+
+    /// Ends an exclusive section: others may open, close or enter the project again.
+    fn end_exclusive(&self, name: &ProjectName) {
         let mut st = self.state.lock();
         st.busy.remove(name.as_str());
         st.exclusive.remove(name.as_str());
         self.closed.notify_all();
-        drop(st);
-        out
     }
 
     /// Runs `f` with the project's store directory and the project if open, while no
@@ -160,11 +164,7 @@ impl Registry {
         st.exclusive.insert(name.to_string());
         drop(st);
         let out = f(&self.layout.root(name), open.as_ref());
-        let mut st = self.state.lock();
-        st.busy.remove(name.as_str());
-        st.exclusive.remove(name.as_str());
-        self.closed.notify_all();
-        drop(st);
+        self.end_exclusive(name);
         out
     }
 
