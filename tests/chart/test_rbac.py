@@ -330,7 +330,7 @@ def test_the_scan_finds_the_operators_calls():
     for where, triple in [
         ("operator/src/leader.rs", ("coordination.k8s.io", "leases", "update")),
         ("operator/src/leader.rs", ("coordination.k8s.io", "leases", "create")),
-        ("operator/src/placement_store.rs", ("", "configmaps", "get")),
+        ("operator/src/placement_store/configmap.rs", ("", "configmaps", "get")),
         ("operator/src/shards/observe.rs", ("apps", "statefulsets/scale", "patch")),
         ("operator/src/reconcile/mod.rs", ("quiver.dev", "projects/status", "patch")),
         ("operator/src/reconcile/mod.rs", ("quiver.dev", "projects", "watch")),
