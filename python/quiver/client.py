@@ -49,8 +49,7 @@ Include = Sequence[str]
 def _pack(embedding: Embedding) -> Union[str, list]:
     """base64 of little-endian float32, or the value unchanged when it is not a vector of
     numbers (the server then says what is wrong with it)."""
-    tobytes = getattr(embedding, "astype", None)
-    if tobytes is not None and getattr(embedding, "ndim", None) == 1:
+    if hasattr(embedding, "astype") and getattr(embedding, "ndim", None) == 1:
         try:
             return base64.b64encode(embedding.astype("<f4").tobytes()).decode("ascii")
         except (TypeError, ValueError):
