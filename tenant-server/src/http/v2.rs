@@ -507,6 +507,18 @@ fn parse_collection_id(id: &str) -> ApiResult<Uuid> {
 }
 
 /// The collection `id` of `database`, as the record routes address it.
+/// The project and the collection of a record route (`…/collections/{id}/…`).
+fn open_collection(
+    s: &AppState,
+    tenant: &str,
+    database: &str,
+    id: &str,
+) -> ApiResult<(Arc<Project>, CollectionMeta)> {
+    let p = open_database(s, tenant, database)?;
+    let meta = collection_by_id(&p, database, id)?;
+    Ok((p, meta))
+}
+
 fn collection_by_id(p: &Project, database: &str, id: &str) -> ApiResult<CollectionMeta> {
     let uuid = parse_collection_id(id)?;
     match p.collection_meta_by_id(&uuid) {
@@ -522,8 +534,7 @@ async fn get_collection_by_id(
     ApiPath((tenant, database, id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (_, meta) = open_collection(&s, &tenant, &database, &id)?;
         Ok(Json(collection_json(&tenant, &meta)))
     })
     .await
@@ -557,8 +568,7 @@ async fn modify_collection(
         .filter(|v| !v.is_null())
         .cloned();
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         p.modify_collection(&meta.id, |m| {
             if let Some(n) = new_name {
                 m.name = n;
@@ -620,8 +630,7 @@ async fn write(
         )));
     }
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         p.write(&meta, mode, records).map_err(chroma_error)?;
         Ok(ok_empty())
     })
@@ -665,8 +674,7 @@ async fn delete_records(
     let (w, wd) = filters(&body)?;
     let limit = parse::opt_usize(&body, "limit")?;
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         if ids.is_none() && w.is_none() && wd.is_none() {
             // Chroma deletes nothing when no condition is given
             return Ok(Json(json!({"deleted": 0})));
@@ -684,8 +692,7 @@ async fn count(
     ApiPath((tenant, database, id)): RecordPath,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         Ok(Json(json!(
             p.counters(&meta.id).map_err(chroma_error)?.count
         )))
@@ -705,8 +712,7 @@ async fn get_records(
     let offset = parse::opt_usize(&body, "offset")?.unwrap_or(0);
     let include = parse::include(body.get("include"), Include::GET_DEFAULT)?;
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         let res = p
             .get_records(
                 &meta,
@@ -736,8 +742,7 @@ async fn query(
     let ids = parse::opt_string_list(&body, "ids")?;
     let include = parse::include(body.get("include"), Include::QUERY_DEFAULT)?;
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         let req = QueryRequest {
             embeddings: &embeddings,
             n_results,
@@ -780,8 +785,7 @@ async fn indexing_status(
     ApiPath((tenant, database, id)): RecordPath,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
-        let meta = collection_by_id(&p, &database, &id)?;
+        let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         let (indexed, unindexed) = p.indexing_progress(&meta).map_err(chroma_error)?;
         let total = indexed + unindexed;
         let progress = if total == 0 {
