@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::store::filter::{Where, WhereDocument};
+use crate::store::filter::{FilterError, Where, WhereDocument};
 use crate::store::{Project, ProjectName};
 
 /// Runs blocking store work off the async runtime.
@@ -53,17 +53,20 @@ pub fn usize_in(v: &Value, key: &str, lo: usize, hi: usize) -> ApiResult<usize> 
 
 /// The `where` and `where_document` filters of a request body.
 pub fn filters(body: &Map<String, Value>) -> ApiResult<(Option<Where>, Option<WhereDocument>)> {
-    let w = body
-        .get("where")
-        .map(Where::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?
-        .flatten();
-    let wd = body
-        .get("where_document")
-        .map(WhereDocument::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?
-        .flatten();
-    Ok((w, wd))
+    Ok((
+        filter(body, "where", Where::parse)?,
+        filter(body, "where_document", WhereDocument::parse)?,
+    ))
+}
+
+/// One filter of a request body; absent or `null` is none.
+fn filter<T>(
+    body: &Map<String, Value>,
+    key: &str,
+    parse: impl Fn(&Value) -> Result<Option<T>, FilterError>,
+) -> ApiResult<Option<T>> {
+    match body.get(key) {
+        None => Ok(None),
+        Some(v) => parse(v).map_err(|e| ApiError::invalid(e.to_string())),
+    }
 }
