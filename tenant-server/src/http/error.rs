@@ -62,7 +62,9 @@ impl ApiError {
         use StoreError::*;
         let chroma = flavour == Flavour::Chroma;
         let (status, kind) = match &e {
-            InvalidArgument(_) | Filter(_) => (StatusCode::BAD_REQUEST, "InvalidArgumentError"),
+            InvalidArgument(_) | Filter(_) | Schema(_) => {
+                (StatusCode::BAD_REQUEST, "InvalidArgumentError")
+            }
             InvalidDimension(_) if chroma => (StatusCode::BAD_REQUEST, "InvalidArgumentError"),
             InvalidDimension(_) => (StatusCode::BAD_REQUEST, "InvalidDimension"),
             DuplicateId(_) => (StatusCode::BAD_REQUEST, "DuplicateIDError"),

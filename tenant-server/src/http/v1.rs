@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::collection_config::{collection_metadata, hnsw_changes, hnsw_config};
+use super::collection_config::{collection_metadata, index_settings, settings_update, Modifiable};
 use super::core::{blocking, filters, nanos_now, open_project, project_name};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::parse;
@@ -22,6 +22,7 @@ use crate::store::filter::{Where, WhereDocument};
 use crate::store::names::validate_name;
 use crate::store::project::CollectionMeta;
 use crate::store::query::QueryRequest;
+use crate::store::schema::Schema;
 use crate::store::types::{Include, Space};
 use crate::store::write::WriteMode;
 use crate::store::{Project, DEFAULT_DATABASE};
@@ -170,16 +171,17 @@ async fn create_collection(
     let configuration = parse::opt_object(&body, "configuration")?;
     let get_or_create = parse::opt_bool(&body, "get_or_create")?.unwrap_or(false);
     // the original server defaulted this API's collections to cosine
-    let hnsw = hnsw_config(configuration.as_ref(), metadata.as_ref(), Space::Cosine)?;
+    let settings = index_settings(configuration.as_ref(), metadata.as_ref(), Space::Cosine)?;
+    let schema = Schema::from_settings(&settings);
     let metadata = collection_metadata(metadata)?;
     let meta = CollectionMeta {
         id: Uuid::new_v4(),
         name: coll_name,
         database: DEFAULT_DATABASE.into(),
         metadata: metadata.filter(|m| !m.is_empty()),
-        hnsw,
+        hnsw: settings.hnsw(),
         configuration: configuration.map(Value::Object).unwrap_or(Value::Null),
-        schema: None,
+        schema: Some(schema),
         dimension: None,
     };
     let state = s.clone();
@@ -220,7 +222,7 @@ async fn modify_collection(
     }
     let new_metadata = collection_metadata(parse::opt_object(&body, "new_metadata")?)?;
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
-    let new_ef = hnsw_changes(new_configuration.as_ref(), &[])?.ef_search;
+    let update = settings_update(new_configuration.as_ref(), Modifiable::SearchBreadth)?;
     let state = s.clone();
     blocking(move || {
         let p = open_project(&state, &name)?;
@@ -232,9 +234,7 @@ async fn modify_collection(
             if let Some(md) = new_metadata {
                 m.metadata = (!md.is_empty()).then_some(md);
             }
-            if let Some(ef) = new_ef {
-                m.hnsw.ef_search = ef;
-            }
+            m.apply_settings_update(&update);
         })?;
         Ok(Json(
             json!({"project": name, "collection": collection_json(&p, &updated)?}),

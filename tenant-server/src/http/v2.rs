@@ -14,7 +14,9 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::collection_config::{collection_metadata, hnsw_changes, hnsw_config};
+use super::collection_config::{
+    collection_metadata, index_settings, request_schema, settings_update, Modifiable,
+};
 use super::core::{blocking, filters, nanos_now};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult, Flavour};
 use super::parse;
@@ -23,7 +25,8 @@ use super::AppState;
 use crate::store::names::validate_name;
 use crate::store::project::CollectionMeta;
 use crate::store::query::QueryRequest;
-use crate::store::types::{HnswConfig, Include, Space};
+use crate::store::schema::Schema;
+use crate::store::types::{Include, Space};
 use crate::store::write::WriteMode;
 use crate::store::{Project, ProjectName, StoreError};
 
@@ -311,71 +314,13 @@ fn open_database(s: &AppState, tenant: &str, database: &str) -> ApiResult<Arc<Pr
     Ok(p)
 }
 
-fn hnsw_json(h: &HnswConfig, stored: Option<&Value>) -> Value {
-    let mut out = json!({
-        "space": h.space.as_str(),
-        "ef_construction": h.ef_construction,
-        "ef_search": h.ef_search,
-        "max_neighbors": h.max_neighbors,
-        "resize_factor": 1.2,
-        "sync_threshold": 1000,
-    });
-    // keep the tuning knobs a client set that only matter to Chroma's own index
-    if let (Some(Value::Object(stored)), Value::Object(o)) = (stored, &mut out) {
-        for k in [
-            "resize_factor",
-            "sync_threshold",
-            "num_threads",
-            "batch_size",
-        ] {
-            if let Some(v) = stored.get(k).filter(|v| !v.is_null()) {
-                o.insert(k.into(), v.clone());
-            }
-        }
-    }
-    out
-}
-
-/// `configuration_json`: what the client stored, merged with the collection's settings.
-fn configuration_json(meta: &CollectionMeta) -> Value {
-    let stored = meta.configuration.as_object();
-    let ef = stored
-        .and_then(|c| c.get("embedding_function"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    json!({
-        "hnsw": hnsw_json(&meta.hnsw, stored.and_then(|c| c.get("hnsw"))),
-        "spann": null,
-        "embedding_function": ef,
-    })
-}
-
-/// The schema real Chroma reports for a collection created without one.
-fn default_schema(h: &HnswConfig) -> Value {
-    let hnsw = json!({"ef_construction": h.ef_construction, "max_neighbors": h.max_neighbors, "ef_search": h.ef_search,
-        "num_threads": 2, "batch_size": 100, "sync_threshold": 1000, "resize_factor": 1.2});
-    json!({
-        "defaults": {
-            "string": {"fts_index": {"enabled": false, "config": {}}, "string_inverted_index": {"enabled": true, "config": {}}},
-            "float_list": {"vector_index": {"enabled": false, "config": {"space": h.space.as_str(), "hnsw": hnsw}}},
-            "sparse_vector": {"sparse_vector_index": {"enabled": false, "config": {"embedding_function": {"type": "unknown"}, "bm25": false}}},
-            "int": {"int_inverted_index": {"enabled": true, "config": {}}},
-            "float": {"float_inverted_index": {"enabled": true, "config": {}}},
-            "bool": {"bool_inverted_index": {"enabled": true, "config": {}}}
-        },
-        "keys": {
-            "#document": {"string": {"fts_index": {"enabled": true, "config": {}}, "string_inverted_index": {"enabled": false, "config": {}}}},
-            "#embedding": {"float_list": {"vector_index": {"enabled": true, "config": {"space": h.space.as_str(), "source_key": "#document", "hnsw": hnsw}}}}
-        }
-    })
-}
-
 fn collection_json(tenant: &str, meta: &CollectionMeta) -> Value {
+    let schema = meta.effective_schema();
     json!({
         "id": meta.id.to_string(),
         "name": meta.name,
-        "configuration_json": configuration_json(meta),
-        "schema": meta.schema.clone().unwrap_or_else(|| default_schema(&meta.hnsw)),
+        "configuration_json": schema.settings().configuration_json(),
+        "schema": schema,
         "metadata": meta.metadata,
         "dimension": meta.dimension,
         "tenant": tenant,
@@ -393,27 +338,6 @@ fn v2_collection_metadata(md: Option<Map<String, Value>>) -> ApiResult<Option<Ma
         ));
     }
     collection_metadata(md)
-}
-
-/// Sparse and SPANN indexes do not exist on single-node Chroma, nor here.
-fn check_schema(schema: &Value) -> ApiResult<()> {
-    fn sparse_enabled(v: &Value) -> bool {
-        match v {
-            Value::Object(o) => o.iter().any(|(k, v)| {
-                (k == "sparse_vector_index"
-                    && v.get("enabled").and_then(Value::as_bool) == Some(true))
-                    || sparse_enabled(v)
-            }),
-            Value::Array(a) => a.iter().any(sparse_enabled),
-            _ => false,
-        }
-    }
-    if sparse_enabled(schema) {
-        return Err(ApiError::invalid(
-            "Sparse vector indexing is not enabled in local",
-        ));
-    }
-    Ok(())
 }
 
 async fn list_collections(
@@ -453,21 +377,11 @@ async fn create_collection(
     validate_name("collection", &name).map_err(ApiError::invalid)?;
     let metadata = v2_collection_metadata(parse::opt_object(&body, "metadata")?)?;
     let configuration = parse::opt_object(&body, "configuration")?;
-    if configuration
-        .as_ref()
-        .and_then(|c| c.get("spann"))
-        .is_some_and(|v| !v.is_null())
-    {
-        return Err(ApiError::invalid(
-            "SPANN indexes are not supported on single-node Chroma; use hnsw",
-        ));
-    }
-    let schema = body.get("schema").filter(|v| !v.is_null()).cloned();
-    if let Some(schema) = &schema {
-        check_schema(schema)?;
-    }
+    let settings = index_settings(configuration.as_ref(), metadata.as_ref(), Space::L2)?;
+    let schema = Schema::reconcile(request_schema(&body)?.as_ref(), &settings)
+        .map_err(|e| chroma_error(e.into()))?;
     let get_or_create = parse::opt_bool(&body, "get_or_create")?.unwrap_or(false);
-    let hnsw = hnsw_config(configuration.as_ref(), metadata.as_ref(), Space::L2)?;
+    let hnsw = schema.settings().hnsw();
     let meta = CollectionMeta {
         id: Uuid::new_v4(),
         name,
@@ -475,7 +389,7 @@ async fn create_collection(
         metadata,
         hnsw,
         configuration: configuration.map(Value::Object).unwrap_or(Value::Null),
-        schema,
+        schema: Some(schema),
         dimension: None,
     };
     blocking(move || {
@@ -552,21 +466,7 @@ async fn modify_collection(
     }
     let new_metadata = v2_collection_metadata(parse::opt_object(&body, "new_metadata")?)?;
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
-    let changes = hnsw_changes(
-        new_configuration.as_ref(),
-        &[
-            "num_threads",
-            "batch_size",
-            "sync_threshold",
-            "resize_factor",
-        ],
-    )?;
-    let (new_ef, hnsw_changes) = (changes.ef_search, changes.given);
-    let new_ef_fn = new_configuration
-        .as_ref()
-        .and_then(|c| c.get("embedding_function"))
-        .filter(|v| !v.is_null())
-        .cloned();
+    let update = settings_update(new_configuration.as_ref(), Modifiable::Chroma)?;
     blocking(move || {
         let (p, meta) = open_collection(&s, &tenant, &database, &id)?;
         p.modify_collection(&meta.id, |m| {
@@ -576,23 +476,7 @@ async fn modify_collection(
             if let Some(md) = new_metadata {
                 m.metadata = Some(md);
             }
-            if let Some(ef) = new_ef {
-                m.hnsw.ef_search = ef;
-            }
-            if !hnsw_changes.is_empty() || new_ef_fn.is_some() {
-                let mut cfg = m.configuration.as_object().cloned().unwrap_or_default();
-                let hnsw = cfg.entry("hnsw").or_insert_with(|| json!({}));
-                if !hnsw.is_object() {
-                    *hnsw = json!({});
-                }
-                if let Value::Object(h) = hnsw {
-                    h.extend(hnsw_changes);
-                }
-                if let Some(ef_fn) = new_ef_fn {
-                    cfg.insert("embedding_function".into(), ef_fn);
-                }
-                m.configuration = Value::Object(cfg);
-            }
+            m.apply_settings_update(&update);
         })
         .map_err(chroma_error)?;
         Ok(ok_empty())

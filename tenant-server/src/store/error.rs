@@ -1,6 +1,7 @@
 //! Store errors. The HTTP layer maps each variant to a status code in one place.
 
 use super::filter::FilterError;
+use super::schema::SchemaError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,6 +21,8 @@ pub enum StoreError {
     DatabaseNotFound(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
     #[error("I/O error: {0}")]

@@ -22,6 +22,7 @@ pub mod query;
 pub mod quota;
 pub mod registry;
 pub mod resources;
+pub mod schema;
 pub mod transfer;
 pub mod types;
 pub mod write;

@@ -23,6 +23,7 @@ use super::keys::{self, Counters};
 use super::layout::STATS_FILE;
 use super::quota::{self, Quotas};
 use super::resources::SharedResources;
+use super::schema::{self, Schema, SettingsUpdate, VectorIndexSettings};
 use super::types::HnswConfig;
 
 pub const DEFAULT_DATABASE: &str = "default_database";
@@ -40,12 +41,68 @@ pub struct CollectionMeta {
     pub database: String,
     pub metadata: Option<Map<String, Value>>,
     pub hnsw: HnswConfig,
-    /// The configuration as the client gave it (kept for clients that round-trip it).
+    /// The configuration as the client gave it. Collections created before schemas were
+    /// kept take their embedding function and index knobs from here.
     #[serde(default)]
     pub configuration: Value,
-    #[serde(default)]
-    pub schema: Option<Value>,
+    /// The collection's schema (see `schema.rs`); `None` for collections created before
+    /// schemas were kept.
+    #[serde(default, deserialize_with = "schema::deserialize_stored")]
+    pub schema: Option<Schema>,
     pub dimension: Option<usize>,
+}
+
+impl CollectionMeta {
+    /// The collection's schema; one created before schemas were kept gets the schema of
+    /// its settings.
+    pub fn effective_schema(&self) -> Schema {
+        match &self.schema {
+            Some(s) => s.clone(),
+            None => Schema::from_settings(&self.legacy_settings()),
+        }
+    }
+
+    /// Applies a modify request's index changes: the search breadth to the index, and
+    /// every change to the schema, where clients read them back.
+    pub fn apply_settings_update(&mut self, update: &SettingsUpdate) {
+        if let Some(ef) = update.ef_search {
+            self.hnsw.ef_search = ef;
+        }
+        if *update != SettingsUpdate::default() {
+            let mut schema = self.effective_schema();
+            schema.update(update);
+            self.schema = Some(schema);
+        }
+    }
+
+    fn legacy_settings(&self) -> VectorIndexSettings {
+        let stored = self.configuration.as_object();
+        let hnsw = stored
+            .and_then(|c| c.get("hnsw"))
+            .and_then(Value::as_object);
+        let knob = |k: &str| hnsw.and_then(|h| h.get(k));
+        let usize_knob = |k: &str| {
+            knob(k)
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+        };
+        let d = VectorIndexSettings::default();
+        VectorIndexSettings {
+            space: self.hnsw.space,
+            ef_construction: self.hnsw.ef_construction,
+            ef_search: self.hnsw.ef_search,
+            max_neighbors: self.hnsw.max_neighbors,
+            num_threads: usize_knob("num_threads").unwrap_or(d.num_threads),
+            batch_size: usize_knob("batch_size").unwrap_or(d.batch_size),
+            sync_threshold: usize_knob("sync_threshold").unwrap_or(d.sync_threshold),
+            resize_factor: knob("resize_factor")
+                .and_then(Value::as_f64)
+                .unwrap_or(d.resize_factor),
+            embedding_function: stored
+                .and_then(|c| c.get("embedding_function"))
+                .and_then(|v| serde_json::from_value(v.clone()).ok()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -376,11 +433,10 @@ impl Project {
         Ok(new)
     }
 
-    /// Records a collection's dimension in the catalog after the batch that fixed it.
-    pub(super) fn set_dimension(&self, id: &Uuid, dimension: usize) {
-        if let Some(c) = self.catalog.write().collections.get_mut(id) {
-            c.dimension = Some(dimension);
-        }
+    /// Puts a collection's catalog entry after a write batch changed it (its dimension
+    /// fixed, keys added to its schema). The caller holds `catalog_write`.
+    pub(super) fn replace_catalog_entry(&self, meta: CollectionMeta) {
+        self.catalog.write().collections.insert(meta.id, meta);
     }
 
     pub fn delete_collection(&self, database: &str, name: &str) -> StoreResult<()> {

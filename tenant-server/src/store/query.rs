@@ -57,6 +57,15 @@ impl Project {
         where_: Option<&Where>,
         where_document: Option<&WhereDocument>,
     ) -> StoreResult<RoaringBitmap> {
+        if where_.is_some() || where_document.is_some() {
+            let schema = meta.effective_schema();
+            if let Some(w) = where_ {
+                schema.check_where(w)?;
+            }
+            if where_document.is_some() {
+                schema.check_document_filter()?;
+            }
+        }
         let mut set = if where_.is_some() || where_document.is_some() {
             self.filtered_labels(coll, meta, where_, where_document)?
         } else {

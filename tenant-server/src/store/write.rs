@@ -13,6 +13,7 @@ use super::filter::{Where, WhereDocument};
 use super::fsio::json_bytes;
 use super::keys::{self, StoredRecord};
 use super::project::{CollectionMeta, Project};
+use super::schema::ValueKind;
 use super::types::{MetaValue, Metadata, RecordInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,11 +237,19 @@ impl Project {
         let records_before = counters.count;
         let mut batch = WriteBatch::default();
         let mut changes = Vec::new();
+        // keys written for the first time (per value type) join the collection's schema
+        let mut schema = meta.effective_schema();
+        let mut schema_changed = meta.schema.is_none();
         for ((r, old_label), old) in records.into_iter().zip(existing).zip(old_values) {
             let exists = old_label.is_some();
             match (mode, exists) {
                 (WriteMode::Add, true) | (WriteMode::Update, false) => continue,
                 _ => {}
+            }
+            for (key, value) in r.metadata.iter().flatten() {
+                if let Some(kind) = value.as_ref().and_then(ValueKind::of_value) {
+                    schema_changed |= schema.discover(key, kind);
+                }
             }
             if !exists && r.embedding.is_none() {
                 return Err(StoreError::InvalidArgument(format!(
@@ -298,10 +307,18 @@ impl Project {
             });
         }
         let dim_fixed = meta.dimension.is_none() && new_dim.is_some() && !changes.is_empty();
-        if dim_fixed {
-            let mut m = meta.clone();
-            m.dimension = new_dim;
+        // the catalog entry changes with this batch: held until the catalog has it, so that
+        // a concurrent rename or modify is neither lost nor overwritten
+        let mut catalog_change = None;
+        if (dim_fixed || schema_changed) && !changes.is_empty() {
+            let guard = self.catalog_write.lock();
+            let mut m = self.collection_meta_by_id(&id)?;
+            if dim_fixed {
+                m.dimension = new_dim;
+            }
+            m.schema = Some(schema);
             batch.put(keys::collection_key(&id), json_bytes(&m));
+            catalog_change = Some((guard, m));
         }
         batch.put(keys::counters_key(&id), counters.encode());
         let payload = batch.size_in_bytes() as u64;
@@ -312,8 +329,8 @@ impl Project {
             self.db.write(batch)?;
             self.note_growth(payload);
         }
-        if let (true, Some(d)) = (dim_fixed, new_dim) {
-            self.set_dimension(&id, d);
+        if let Some((_guard, m)) = catalog_change {
+            self.replace_catalog_entry(m);
         }
         let applied = changes.len();
         apply_changes(&coll, new_dim, changes);
