@@ -353,3 +353,17 @@ def test_raw_plain_and_base64_embeddings(api, collection):
     assert res["ids"] == [["b64", "half", "plain"]]
     # the l2 space is squared: [1,2,3] vs [0.5,0.5,0.5] is 8.75
     assert np.allclose(res["distances"][0], [0.0, 8.75, 27.0])
+
+
+def test_floats_travel_in_their_shortest_form(api, collection):
+    # Chroma writes each f32 as its shortest decimal, so 0.1 stored comes back as 0.1
+    # (not as 0.10000000149011612, the exact value of the f32 widened to f64)
+    collection.add(ids=["a"], embeddings=[[0.1, 0.2, 0.3]])
+    got = collection.get(include=["embeddings"])["embeddings"][0]
+    assert got.tolist() == [0.1, 0.2, 0.3]
+    res = collection.query(query_embeddings=[[0.1, 0.2, 0.4]], n_results=1,
+                           include=["distances", "embeddings"])
+    assert res["embeddings"][0][0].tolist() == [0.1, 0.2, 0.3]
+    assert res["distances"] == [[0.009999999]]
+    r = api.post(records_url(None, collection, "get"), json={"include": ["embeddings"]})
+    assert r.json()["embeddings"] == [[0.1, 0.2, 0.3]]

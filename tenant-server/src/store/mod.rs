@@ -40,4 +40,6 @@ pub use registry::Registry;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
+mod schema_tests;
+#[cfg(test)]
 mod tests;
