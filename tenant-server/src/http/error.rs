@@ -144,7 +144,8 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> ApiError {
-        ApiError::invalid(format!("Invalid query string: {}", e.body_text()))
+        // axum's text already says "Failed to deserialize query string: …", Chroma's words
+        ApiError::invalid(e.body_text())
     }
 }
 
