@@ -105,11 +105,19 @@ async fn write_v1(http: &Http, project: &str, k: usize, home: u32) {
     assert_eq!(r.ok_from(home)["added"], json!(RECORDS), "{}", r.text);
 }
 
-/// Writes project number `k` through the Chroma v2 API: tenant, (default) database,
+/// Writes project number `k` through the Chroma v2 API: tenant, its default database,
 /// collection `docs`, records.
 async fn write_v2(http: &Http, project: &str, k: usize, home: u32) {
     let r = http
         .post("/api/v2/tenants", &json!({"name": project}))
+        .await;
+    r.ok_from(home);
+    // a tenant made by create_tenant has no database until one is created (as in Chroma)
+    let r = http
+        .post(
+            &format!("/api/v2/tenants/{project}/databases"),
+            &json!({"name": "default_database"}),
+        )
         .await;
     r.ok_from(home);
     let r = http

@@ -683,6 +683,15 @@ async fn v2_traffic(http: &Http, seen: &mut Seen, t: &str) -> usize {
     let r = http.post("/api/v2/tenants", &json!({"name": t})).await;
     r.ok();
     seen.proxied(&r, "v2_create_tenant", "/api/v2/tenants");
+    // a tenant made by create_tenant has no database until one is created (as in Chroma)
+    let r = http
+        .post(
+            &format!("/api/v2/tenants/{t}/databases"),
+            &json!({"name": "default_database"}),
+        )
+        .await;
+    r.ok();
+    seen.proxied(&r, "v2_tenant", "/api/v2/tenants/{tenant}/databases");
     let r = http
         .get(&format!("/api/v2/tenants/{t}/databases/default_database"))
         .await;

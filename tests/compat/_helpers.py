@@ -6,7 +6,6 @@ import uuid
 
 import chromadb
 import numpy as np
-from chromadb.errors import NotFoundError
 
 # What real Chroma fills in for an hnsw configuration that sets nothing.
 DEFAULT_HNSW = {
@@ -66,14 +65,11 @@ def by_id(result) -> dict:
 def new_tenant(admin) -> str:
     """Create a fresh tenant through the admin API, with its `default_database`.
 
-    Real Chroma requires a tenant to be created before use, and a tenant created through
-    `POST /tenants` has no databases at all, so `default_database` is created as well. On
-    Quiver a tenant is a project whose default database always exists, so the get succeeds.
+    A tenant created through `POST /tenants` has no databases at all, on real Chroma and on
+    Quiver alike, so `default_database` is created right after it (as a Chroma user does
+    before `HttpClient(tenant=...)`, which checks that its database exists).
     """
     name = unique("tenant")
     admin.create_tenant(name)
-    try:
-        admin.get_database(chromadb.DEFAULT_DATABASE, tenant=name)
-    except NotFoundError:
-        admin.create_database(chromadb.DEFAULT_DATABASE, tenant=name)
+    admin.create_database(chromadb.DEFAULT_DATABASE, tenant=name)
     return name

@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
+from chromadb.errors import ChromaError, InternalError, InvalidArgumentError, NotFoundError
 
 from _helpers import records_url
 
@@ -156,6 +156,80 @@ def test_bad_regex(dim3):
         dim3.get(where_document={"$regex": "("})
     with pytest.raises(InvalidArgumentError, match=r"[Rr]egex"):
         dim3.query(query_embeddings=[[1.0, 2.0, 3.0]], n_results=1, where_document={"$not_regex": "[a-"})
+
+
+# ---- query restricted to ids that are not all there ----
+# Chroma fails the whole query when `ids` names a record the collection does not hold
+# (never written, or deleted), unless a `where`/`where_document` filter is given too: then
+# the unknown ids are simply left out. The failure is a 500 InternalError.
+
+FINDING_ID = "Error executing plan: Internal error: Error finding id"
+
+
+@pytest.mark.parametrize("ids", [["a", "nope"], ["nope"], ["a", "nope", "nope"]])
+def test_query_with_unknown_id(dim3, ids):
+    with pytest.raises(InternalError) as e:
+        dim3.query(query_embeddings=[[1.0, 2.0, 3.0]], ids=ids, n_results=1)
+    assert e.type is InternalError
+    assert str(e.value) == FINDING_ID
+
+
+def test_query_with_deleted_id(dim3):
+    dim3.delete(ids=["b"])
+    with pytest.raises(InternalError, match=r"^Error executing plan: Internal error: Error finding id$"):
+        dim3.query(query_embeddings=[[1.0, 2.0, 3.0]], ids=["a", "b"], n_results=2)
+    dim3.delete(ids=["a"])
+    # an emptied collection keeps its dimension, and still fails
+    with pytest.raises(InternalError, match=FINDING_ID):
+        dim3.query(query_embeddings=[[1.0, 2.0, 3.0]], ids=["a"], n_results=2)
+
+
+def test_query_with_unknown_id_raw(api, dim3):
+    url = records_url(None, dim3, "query")
+    for body in (
+        {"query_embeddings": [[1.0, 2.0, 3.0]], "ids": ["a", "nope"], "n_results": 2, "include": []},
+        # every query embedding fails alike, whatever n_results and include
+        {"query_embeddings": [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], "ids": ["nope"], "n_results": 0,
+         "include": ["documents", "distances"]},
+    ):
+        r = api.post(url, json=body)
+        assert r.status_code == 500, r.text
+        assert r.json() == {"error": "InternalError", "message": FINDING_ID}
+        assert r.headers.get(TRACE)
+
+
+def test_query_with_unknown_id_checks_dimension_first(api, dim3):
+    r = api.post(records_url(None, dim3, "query"),
+                 json={"query_embeddings": [[1.0, 2.0]], "ids": ["nope"], "n_results": 1})
+    assert r.status_code == 400
+    assert r.json() == {"error": "InvalidArgumentError",
+                        "message": "Collection expecting embedding with dimension of 3, got 2"}
+
+
+def test_query_with_unknown_id_and_a_filter_ignores_it(dim3):
+    q = [[1.0, 2.0, 3.0]]
+    assert dim3.query(query_embeddings=q, ids=["a", "nope"], where={"k": {"$gte": 1}},
+                      n_results=5, include=[])["ids"] == [["a"]]
+    assert dim3.query(query_embeddings=q, ids=["nope"], where={"k": 1},
+                      n_results=5, include=[])["ids"] == [[]]
+    assert dim3.query(query_embeddings=q, ids=["b", "nope"], where_document={"$contains": "bet"},
+                      n_results=5, include=[])["ids"] == [["b"]]
+
+
+def test_query_with_known_ids_only(api, dim3):
+    url = records_url(None, dim3, "query")
+    r = api.post(url, json={"query_embeddings": [[1.0, 2.0, 3.0]], "ids": ["b", "b"],
+                            "n_results": 5, "include": []})
+    assert r.status_code == 200 and r.json()["ids"] == [["b"]]
+    r = api.post(url, json={"query_embeddings": [[1.0, 2.0, 3.0]], "ids": [],
+                            "n_results": 5, "include": []})
+    assert r.status_code == 200 and r.json()["ids"] == [[]]
+
+
+def test_query_unknown_id_in_a_collection_never_written(collection):
+    # no embedding was ever written, so there is no dimension and nothing to miss
+    res = collection.query(query_embeddings=[[1.0, 2.0]], ids=["nope"], n_results=1, include=[])
+    assert res["ids"] == [[]]
 
 
 # ---- trace id header ----

@@ -1,5 +1,9 @@
 """Tenants and databases (AdminClient).
 
+A tenant made with `create_tenant` has no databases, `default_database` included, until
+one is created; `list_databases` lists exactly the created ones, in byte order of their
+names.
+
 Not tested on purpose: "unknown tenant -> 404". Real Chroma answers 404 NotFoundError, but
 Quiver creates a tenant (project) on first access by design.
 """
@@ -8,6 +12,7 @@ import uuid
 
 import chromadb
 import pytest
+from chromadb.config import Settings
 from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
 
 from _helpers import new_tenant, unique
@@ -33,6 +38,82 @@ def test_invalid_tenant_name(admin):
         admin.create_tenant("ab")  # fewer than 3 characters
 
 
+def test_created_tenant_has_no_databases(admin):
+    name = unique("tenant")
+    admin.create_tenant(name)
+    assert admin.list_databases(tenant=name) == []
+    assert admin.list_databases(limit=5, offset=0, tenant=name) == []
+    assert admin.list_databases(offset=3, tenant=name) == []
+    with pytest.raises(NotFoundError, match=r"^Database \[default_database\] not found\. Are you sure it exists\?$"):
+        admin.get_database(chromadb.DEFAULT_DATABASE, tenant=name)
+
+
+def test_client_needs_the_database_of_a_created_tenant(admin, host_port):
+    # HttpClient checks its tenant and database when it starts
+    host, port = host_port
+    name = unique("tenant")
+    admin.create_tenant(name)
+    with pytest.raises(NotFoundError, match=r"Database \[default_database\] not found"):
+        chromadb.HttpClient(host=host, port=port, tenant=name,
+                            settings=Settings(anonymized_telemetry=False))
+    admin.create_database(chromadb.DEFAULT_DATABASE, tenant=name)
+    client = chromadb.HttpClient(host=host, port=port, tenant=name,
+                                 settings=Settings(anonymized_telemetry=False))
+    assert client.list_collections() == []
+
+
+def test_create_default_database_explicitly(admin):
+    name = unique("tenant")
+    admin.create_tenant(name)
+    admin.create_database(chromadb.DEFAULT_DATABASE, tenant=name)
+    db = admin.get_database(chromadb.DEFAULT_DATABASE, tenant=name)
+    assert db["name"] == chromadb.DEFAULT_DATABASE and db["tenant"] == name
+    uuid.UUID(str(db["id"]))
+    assert [d["name"] for d in admin.list_databases(tenant=name)] == [chromadb.DEFAULT_DATABASE]
+    with pytest.raises(ChromaError, match=r"Database \[default_database\] already exists"):
+        admin.create_database(chromadb.DEFAULT_DATABASE, tenant=name)
+
+
+def test_list_databases_lists_exactly_the_created_ones(admin):
+    name = unique("tenant")
+    admin.create_tenant(name)
+    # byte order of the names: digits, then upper case, then lower case
+    created = ["zz1", "B1x", "a_b", "9zz", "abc.d", "A00", "aa1"]
+    for n in created:
+        admin.create_database(n, tenant=name)
+    expected = ["9zz", "A00", "B1x", "a_b", "aa1", "abc.d", "zz1"]
+    assert expected == sorted(created)
+    assert [d["name"] for d in admin.list_databases(tenant=name)] == expected
+    pages = []
+    for offset in range(0, len(expected), 3):
+        pages += [d["name"] for d in admin.list_databases(limit=3, offset=offset, tenant=name)]
+    assert pages == expected
+    assert [d["name"] for d in admin.list_databases(limit=2, offset=5, tenant=name)] == expected[5:]
+    assert admin.list_databases(offset=len(expected), tenant=name) == []
+
+
+def test_list_databases_limit_zero(api, admin):
+    name = unique("tenant")
+    admin.create_tenant(name)
+    admin.create_database("dbone", tenant=name)
+    r = api.get(f"/api/v2/tenants/{name}/databases", params={"limit": 0})
+    assert r.status_code == 200 and r.json() == []
+    r = api.get(f"/api/v2/tenants/{name}/databases", params={"limit": -1})
+    assert r.status_code == 400
+    assert r.json() == {"error": "InvalidArgumentError",
+                        "message": "Failed to deserialize query string: limit: invalid digit found in string"}
+
+
+def test_deleted_default_database_stays_deleted(admin, tenant):
+    admin.create_database("kept", tenant=tenant)
+    admin.delete_database(chromadb.DEFAULT_DATABASE, tenant=tenant)
+    assert [d["name"] for d in admin.list_databases(tenant=tenant)] == ["kept"]
+    with pytest.raises(NotFoundError, match=r"Database \[default_database\] not found"):
+        admin.get_database(chromadb.DEFAULT_DATABASE, tenant=tenant)
+    admin.create_database(chromadb.DEFAULT_DATABASE, tenant=tenant)
+    assert [d["name"] for d in admin.list_databases(tenant=tenant)] == [chromadb.DEFAULT_DATABASE, "kept"]
+
+
 def test_create_and_get_database(admin, tenant):
     admin.create_database("dbone", tenant=tenant)
     db = admin.get_database("dbone", tenant=tenant)
@@ -45,6 +126,7 @@ def test_list_databases_sorted_with_limit_offset(admin, tenant):
     names = ["zz9", "b7y", "q1x", "a00", "m55"]
     for n in names:
         admin.create_database(n, tenant=tenant)
+    # the `tenant` fixture created default_database
     expected = sorted(names + [chromadb.DEFAULT_DATABASE])
     listed = admin.list_databases(tenant=tenant)
     assert [d["name"] for d in listed] == expected

@@ -1,6 +1,15 @@
-"""Quiver only: records written through /api/v2 are visible through /api/v1 (default database)."""
+"""Quiver only: `/api/v1` and `/api/v2` share the store.
+
+Records written through one API are visible through the other (`/api/v1` works on the
+project's `default_database`, in the same record order), and a project first used without
+`create_tenant` has its `default_database` (see docs/chroma-v2.md, "Tenants and databases").
+"""
 
 import numpy as np
+import pytest
+from chromadb.errors import ChromaError
+
+from _helpers import unique
 
 
 def test_v2_write_v1_read(require_quiver, api, client):
@@ -42,3 +51,57 @@ def test_v1_write_v2_read(require_quiver, api, client):
     got = coll.get(include=["documents", "embeddings"])
     assert got["ids"] == ["x"] and got["documents"] == ["v1 doc"]
     assert np.allclose(got["embeddings"][0], [0.5, 0.5])
+
+
+def test_v1_get_by_ids_in_storage_order(require_quiver, api, client):
+    # /api/v1 reads the same store, in the same order as /api/v2
+    coll = client.create_collection("order_v1", embedding_function=None)
+    coll.add(ids=["zeta", "alpha", "mid"], embeddings=[[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    r = api.post(f"/api/v1/{client.tenant}/collections/order_v1/get",
+                 json={"ids": ["mid", "zeta", "nope"], "include": []})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"]["ids"] == ["zeta", "mid"]
+
+
+def test_v1_query_ignores_unknown_ids(require_quiver, api, client):
+    # unlike /api/v2 (Chroma's 500), the per-project API answers with the ids it holds
+    coll = client.create_collection("query_v1", embedding_function=None)
+    coll.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]])
+    r = api.post(f"/api/v1/{client.tenant}/collections/query_v1/query",
+                 json={"query_embeddings": [[1.0, 0.0]], "ids": ["b", "nope"], "n_results": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"]["ids"] == [["b"]]
+
+
+def test_v1_use_of_a_created_tenant_makes_its_default_database(require_quiver, api, admin):
+    name = unique("tenant")
+    admin.create_tenant(name)
+    r = api.get(f"/api/v1/{name}/collections")
+    assert r.status_code == 200, r.text
+    assert r.json()["collections"] == []
+    # reading through /api/v1 creates nothing
+    assert admin.list_databases(tenant=name) == []
+    r = api.post(f"/api/v1/{name}/collections", json={"name": "from_v1"})
+    assert r.status_code in (200, 201), r.text
+    assert [d["name"] for d in admin.list_databases(tenant=name)] == ["default_database"]
+    r = api.get(f"/api/v2/tenants/{name}/databases/default_database/collections")
+    assert r.status_code == 200 and [c["name"] for c in r.json()] == ["from_v1"]
+
+
+def test_tenant_first_used_without_create_tenant_has_default_database(require_quiver, admin, make_client):
+    # Quiver creates a project on first use; made that way it has its default_database,
+    # so HttpClient(tenant=...) works on a fresh name
+    name = unique("tenant")
+    client = make_client(name)
+    assert client.list_collections() == []
+    assert [d["name"] for d in admin.list_databases(tenant=name)] == ["default_database"]
+    # and an explicit create_tenant of it now finds it
+    with pytest.raises(ChromaError, match=rf"Tenant \[{name}\] already exists"):
+        admin.create_tenant(name)
+
+
+def test_v1_first_use_creates_project_with_default_database(require_quiver, api, admin):
+    name = unique("tenant")
+    r = api.get(f"/api/v1/{name}/collections")
+    assert r.status_code == 200, r.text
+    assert [d["name"] for d in admin.list_databases(tenant=name)] == ["default_database"]

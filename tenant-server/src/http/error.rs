@@ -82,14 +82,18 @@ impl ApiError {
             PauseTimeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "PauseTimeout"),
             ProjectFenced { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ProjectMoved"),
             Storage(_) | Io(_) | Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+            // Chroma answers a 500 here, and clients written against it expect exactly that
+            QueryIdNotFound => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         };
         let project_state = match &e {
             ProjectPaused(_) => Some(PROJECT_PAUSED),
             ProjectFenced { .. } => Some(PROJECT_MOVED),
             _ => None,
         };
-        // a paused or moved project is routine during moves, not a server fault
-        if status.is_server_error() && project_state.is_none() {
+        // a paused or moved project is routine during moves, and a missing query id is the
+        // client's mistake: neither is a server fault
+        let fault = project_state.is_none() && !matches!(e, QueryIdNotFound);
+        if status.is_server_error() && fault {
             tracing::error!("store error: {e}");
         }
         ApiError {
@@ -140,7 +144,8 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> ApiError {
-        ApiError::invalid(format!("Invalid query string: {}", e.body_text()))
+        // axum's text already says "Failed to deserialize query string: …", Chroma's words
+        ApiError::invalid(e.body_text())
     }
 }
 

@@ -21,7 +21,7 @@ use super::AppState;
 use crate::store::filter::{Where, WhereDocument};
 use crate::store::names::validate_name;
 use crate::store::project::CollectionMeta;
-use crate::store::query::QueryRequest;
+use crate::store::query::{MissingIds, QueryRequest};
 use crate::store::schema::Schema;
 use crate::store::types::{Include, Space};
 use crate::store::write::WriteMode;
@@ -187,6 +187,9 @@ async fn create_collection(
     let state = s.clone();
     blocking(move || {
         let p = open_project(&state, &name)?;
+        // a project made by Chroma's create_tenant, or whose default database was
+        // deleted through /api/v2, gets it back on the first collection made here
+        p.ensure_database(DEFAULT_DATABASE)?;
         let (meta, _) = p.create_collection(meta, get_or_create)?;
         Ok(Json(
             json!({"project": name, "collection": collection_json(&p, &meta)?}),
@@ -488,6 +491,8 @@ async fn query(
             where_: where_.as_ref(),
             where_document: where_document.as_ref(),
             include,
+            // this API answers among the ids that exist, whatever the filters
+            missing_ids: MissingIds::Skip,
         };
         let (hits, _) = p.query(&meta, &req)?;
         Ok(Json(json!({"project": name, "collection": coll, "results": query_result_json(&hits, include)})))

@@ -24,7 +24,7 @@ use super::results::{get_result_json, query_result_json};
 use super::AppState;
 use crate::store::names::validate_name;
 use crate::store::project::CollectionMeta;
-use crate::store::query::QueryRequest;
+use crate::store::query::{MissingIds, QueryRequest};
 use crate::store::schema::Schema;
 use crate::store::types::{Include, Space};
 use crate::store::write::WriteMode;
@@ -169,6 +169,9 @@ fn name_of(body: &Map<String, Value>) -> ApiResult<String> {
         .ok_or_else(|| ApiError::invalid("Missing required field 'name'"))
 }
 
+/// The project of a tenant route. An unknown tenant is created on first use, with its
+/// `default_database`, so that `HttpClient(tenant=...)` works on a new name; Chroma would
+/// answer 404 instead.
 fn open_tenant(s: &AppState, tenant: &str) -> ApiResult<Arc<Project>> {
     let name = ProjectName::new(tenant).map_err(chroma_error)?;
     s.registry.project(&name).map_err(chroma_error)
@@ -181,7 +184,9 @@ async fn create_tenant(
     let body = parse::body_object(body)?;
     let name = ProjectName::named("tenant", name_of(&body)?)?;
     blocking(move || {
-        let (_, created) = s.registry.provision(&name).map_err(chroma_error)?;
+        // as in Chroma, the new tenant has no database until one is created; projects
+        // created by first use have their default database instead (`open_tenant`)
+        let (_, created) = s.registry.provision_empty(&name).map_err(chroma_error)?;
         if !created {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -634,6 +639,7 @@ async fn query(
             where_: w.as_ref(),
             where_document: wd.as_ref(),
             include,
+            missing_ids: MissingIds::FailUnfiltered,
         };
         let (hits, _) = p.query(&meta, &req).map_err(chroma_error)?;
         Ok(Json(query_result_json(&hits, include)))

@@ -19,6 +19,11 @@ pub enum StoreError {
     ProjectNotFound(String),
     #[error("Database [{0}] not found")]
     DatabaseNotFound(String),
+    /// A query restricted to ids named one the collection does not hold (see
+    /// [`MissingIds`](super::query::MissingIds)). The text is Chroma's, word for word:
+    /// clients match on it.
+    #[error("Error executing plan: Internal error: Error finding id")]
+    QueryIdNotFound,
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(transparent)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::error::{StoreError, StoreResult};
 use super::fence::{self, Fence};
 use super::names::ProjectName;
-use super::project::Project;
+use super::project::{NewCatalog, Project};
 use super::quota::{self, Quotas};
 use super::registry::{fenced, Registry};
 
@@ -26,9 +26,20 @@ pub struct PauseOutcome {
 }
 
 impl Registry {
-    /// Creates the project if it does not exist. Returns it open, and whether it was created.
+    /// Creates the project if it does not exist, with its `default_database`. Returns it
+    /// open, and whether it was created.
     pub fn provision(self: &Arc<Self>, name: &ProjectName) -> StoreResult<(Arc<Project>, bool)> {
-        self.open(name, true)
+        self.open(name, Some(NewCatalog::DefaultDatabase))
+    }
+
+    /// Creates the project if it does not exist, without any database (what Chroma's
+    /// `create_tenant` makes). An existing project is opened as it is. Returns it open,
+    /// and whether it was created.
+    pub fn provision_empty(
+        self: &Arc<Self>,
+        name: &ProjectName,
+    ) -> StoreResult<(Arc<Project>, bool)> {
+        self.open(name, Some(NewCatalog::Empty))
     }
 
     /// Deletes a project and its directory, as a client's write: refused while the project

@@ -1,5 +1,5 @@
-//! Store-level tests of a project's lifecycle around moves: paused writes, fences, and
-//! admin access that must not create projects.
+//! Store-level tests of a project's lifecycle: what a new project's catalog holds, and
+//! around moves, paused writes, fences, and admin access that must not create projects.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -283,4 +283,62 @@ fn purge_deletes_paused_and_fenced_projects_and_forgets_the_pause() {
     assert!(!dir.path().join("fenced-one").exists());
     // the name is free again
     reg.project(&pn("fenced-one")).expect("re-created");
+}
+
+fn database_names(p: &super::Project) -> Vec<String> {
+    p.databases().into_iter().map(|d| d.name).collect()
+}
+
+#[test]
+fn empty_provision_makes_a_project_without_databases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let reg = registry(dir.path(), 16);
+        let (p, created) = reg.provision_empty(&pn("bare")).expect("provision");
+        assert!(created);
+        assert!(database_names(&p).is_empty());
+        assert!(matches!(
+            p.create_collection(meta("coll"), false),
+            Err(StoreError::DatabaseNotFound(_))
+        ));
+        // an existing project is opened as it is, and reported as not created
+        let (_, created) = reg.provision_empty(&pn("bare")).expect("again");
+        assert!(!created);
+        drop(p);
+        reg.close_all();
+    }
+    // reopening creates nothing either
+    let reg = registry(dir.path(), 16);
+    let p = reg.project(&pn("bare")).expect("reopen");
+    assert!(database_names(&p).is_empty());
+    for name in ["zz9", "B1x", DEFAULT_DATABASE, "a00"] {
+        p.ensure_database(name).expect("create");
+    }
+    p.ensure_database("a00").expect("exists already");
+    // byte order of the names
+    assert_eq!(database_names(&p), ["B1x", "a00", DEFAULT_DATABASE, "zz9"]);
+}
+
+#[test]
+fn project_created_on_first_use_has_its_default_database_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let reg = registry(dir.path(), 16);
+        let p = reg.project(&pn("used")).expect("project");
+        assert_eq!(database_names(&p), [DEFAULT_DATABASE]);
+        let (p2, created) = reg.provision(&pn("provisioned")).expect("provision");
+        assert!(created);
+        assert_eq!(database_names(&p2), [DEFAULT_DATABASE]);
+        p.create_database("other").expect("create");
+        p.delete_database(DEFAULT_DATABASE).expect("delete");
+        drop((p, p2));
+        reg.close_all();
+    }
+    // a deleted default database stays deleted: only creating the store adds it
+    let reg = registry(dir.path(), 16);
+    let p = reg.project(&pn("used")).expect("reopen");
+    assert_eq!(database_names(&p), ["other"]);
+    let (p, created) = reg.provision_empty(&pn("used")).expect("provision");
+    assert!(!created);
+    assert_eq!(database_names(&p), ["other"]);
 }

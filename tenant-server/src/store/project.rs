@@ -28,6 +28,18 @@ use super::types::HnswConfig;
 
 pub const DEFAULT_DATABASE: &str = "default_database";
 
+/// What the catalog holds when an open creates the project's store. A store is created
+/// once; opening an existing one never adds a database (a deleted `default_database`
+/// stays deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewCatalog {
+    /// No database at all: a Chroma tenant made by `create_tenant` starts like this.
+    Empty,
+    /// `default_database`, for a project created on first use, so that a client of
+    /// either API finds the database it defaults to.
+    DefaultDatabase,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DatabaseMeta {
     pub id: Uuid,
@@ -148,13 +160,15 @@ const DISK_SIZE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Project {
     /// Opens (creating if needed) the project whose store lives under `root`
-    /// (`<workspace>/<project>/<knowledge-graph>`).
+    /// (`<workspace>/<project>/<knowledge-graph>`); a store created here starts with
+    /// `new_catalog`.
     pub fn open(
         name: &str,
         root: &Path,
         shared: &SharedResources,
         indexer: Indexer,
         gates: Arc<WriteGates>,
+        new_catalog: NewCatalog,
     ) -> StoreResult<Project> {
         std::fs::create_dir_all(root.join("index"))?;
         let opts = shared.db_options();
@@ -178,13 +192,25 @@ impl Project {
             quota_lock: Mutex::new(()),
             disk_estimate: Mutex::new((std::time::Instant::now(), dir_size(root))),
         };
-        project.init_catalog()?;
+        project.init_catalog(new_catalog)?;
         Ok(project)
     }
 
-    fn init_catalog(&self) -> StoreResult<()> {
+    fn init_catalog(&self, new_catalog: NewCatalog) -> StoreResult<()> {
+        // The format key marks a store as created. It goes in one batch with the initial
+        // catalog: a crash in between must not leave a created store without the
+        // databases it was created with.
         if self.db.get(keys::FORMAT_KEY)?.is_none() {
-            self.db.put(keys::FORMAT_KEY, keys::FORMAT_VERSION)?;
+            let mut batch = rocksdb::WriteBatch::default();
+            if new_catalog == NewCatalog::DefaultDatabase {
+                let db = DatabaseMeta {
+                    id: Uuid::new_v4(),
+                    name: DEFAULT_DATABASE.into(),
+                };
+                batch.put(keys::database_key(DEFAULT_DATABASE), json_bytes(&db));
+            }
+            batch.put(keys::FORMAT_KEY, keys::FORMAT_VERSION);
+            self.db.write(batch)?;
         }
         if self.db.get(keys::INCARNATION_KEY)?.is_none() {
             self.db
@@ -198,15 +224,6 @@ impl Project {
             }
             let db: DatabaseMeta =
                 serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            cat.databases.insert(db.name.clone(), db);
-        }
-        if !cat.databases.contains_key(DEFAULT_DATABASE) {
-            let db = DatabaseMeta {
-                id: Uuid::new_v4(),
-                name: DEFAULT_DATABASE.into(),
-            };
-            self.db
-                .put(keys::database_key(DEFAULT_DATABASE), json_bytes(&db))?;
             cat.databases.insert(db.name.clone(), db);
         }
         for item in self.db.prefix_iterator(keys::COLLECTION_PREFIX) {
@@ -296,6 +313,7 @@ impl Project {
 
     // ---- catalog ----
 
+    /// Databases in byte order of their names (Chroma's listing order).
     pub fn databases(&self) -> Vec<DatabaseMeta> {
         self.catalog.read().databases.values().cloned().collect()
     }
@@ -320,6 +338,15 @@ impl Project {
             .databases
             .insert(name.to_string(), db.clone());
         Ok(Some(db))
+    }
+
+    /// Creates the database unless it exists. Looks before taking a write permit, so that
+    /// a project whose writes are paused still serves requests that need nothing new.
+    pub fn ensure_database(&self, name: &str) -> StoreResult<()> {
+        if self.database(name).is_none() {
+            self.create_database(name)?;
+        }
+        Ok(())
     }
 
     /// Deletes a database and every collection in it.

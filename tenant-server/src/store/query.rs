@@ -2,6 +2,7 @@
 //! query choosing between exact scan and the HNSW graph by selectivity.
 
 use std::cmp::Ordering as CmpOrdering;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -45,6 +46,19 @@ pub struct QueryRequest<'a> {
     pub where_: Option<&'a Where>,
     pub where_document: Option<&'a WhereDocument>,
     pub include: Include,
+    pub missing_ids: MissingIds,
+}
+
+/// What a query restricted to `ids` does with ids the collection does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingIds {
+    /// They restrict nothing: the query answers among the ids that exist.
+    #[default]
+    Skip,
+    /// Chroma's rule: without a `where` or `where_document` filter, a collection that
+    /// has a dimension fails the whole query ([`StoreError::QueryIdNotFound`]). With a
+    /// filter, or in a collection never written to, they are skipped.
+    FailUnfiltered,
 }
 
 impl Project {
@@ -66,13 +80,18 @@ impl Project {
                 schema.check_document_filter()?;
             }
         }
+        let of_ids = ids.map(|ids| self.labels_of_ids(meta, ids)).transpose()?;
         let mut set = if where_.is_some() || where_document.is_some() {
             self.filtered_labels(coll, meta, where_, where_document)?
+        } else if let Some(mut of_ids) = of_ids {
+            // ids alone: point lookups, never a copy of the whole live set
+            of_ids &= &coll.state.read().live;
+            return Ok(of_ids);
         } else {
             coll.state.read().live.clone()
         };
-        if let Some(ids) = ids {
-            set &= self.labels_of_ids(meta, ids)?;
+        if let Some(of_ids) = of_ids {
+            set &= of_ids;
         }
         Ok(set)
     }
@@ -324,7 +343,9 @@ impl Project {
         Ok(out)
     }
 
-    /// Chroma's get: matching records in write order, after `offset`, at most `limit`.
+    /// Chroma's get: matching records in storage order (the order in which each id was
+    /// first written, labels ascending), after `offset`, at most `limit`. Asking for ids
+    /// does not change the order: `get(ids)` and paged `get(where)` agree.
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(
         name = "collection.get",
@@ -354,16 +375,7 @@ impl Project {
             .skip(offset)
             .take(limit.unwrap_or(usize::MAX))
             .collect();
-        let mut records = self.read_records(meta, &labels, include)?;
-        // get by ids answers in the order the ids were asked for
-        if let (Some(ids), None, None) = (ids, where_, where_document) {
-            let pos: std::collections::HashMap<&str, usize> = ids
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.as_str(), i))
-                .collect();
-            records.sort_by_key(|r| pos.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
-        }
+        let records = self.read_records(meta, &labels, include)?;
         Ok(GetResult { records })
     }
 
@@ -409,6 +421,17 @@ impl Project {
         } else {
             None
         };
+        if let (Some(ids), Some(allowed)) = (req.ids, allowed.as_ref()) {
+            let unfiltered = req.where_.is_none() && req.where_document.is_none();
+            if req.missing_ids == MissingIds::FailUnfiltered && unfiltered && dim.is_some() {
+                // each live id has one label: fewer labels than distinct ids means one
+                // of them is not there
+                let distinct: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                if allowed.len() != distinct.len() as u64 {
+                    return Err(StoreError::QueryIdNotFound);
+                }
+            }
+        }
         let mut all_hits = Vec::with_capacity(req.embeddings.len());
         let mut strategy = Strategy::Graph;
         for e in req.embeddings {

@@ -25,7 +25,7 @@ use super::gate::WriteGates;
 use super::indexer::Indexer;
 use super::layout::Layout;
 use super::names::ProjectName;
-use super::project::Project;
+use super::project::{NewCatalog, Project};
 use super::resources::SharedResources;
 
 /// Hands memory freed by closed projects back to the OS. glibc keeps freed memory in its
@@ -168,21 +168,24 @@ impl Registry {
         out
     }
 
-    /// The open project `name`, opening or creating it (projects are created on first use).
-    /// A fenced project is refused, never re-created.
+    /// The open project `name`, opening or creating it (projects are created on first use,
+    /// with their `default_database`). A fenced project is refused, never re-created.
     pub fn project(self: &Arc<Self>, name: &ProjectName) -> StoreResult<Arc<Project>> {
-        self.open(name, true).map(|(p, _)| p)
+        self.open(name, Some(NewCatalog::DefaultDatabase))
+            .map(|(p, _)| p)
     }
 
     /// The open project `name`, which must already exist (it is opened, not created).
     pub fn existing_project(self: &Arc<Self>, name: &ProjectName) -> StoreResult<Arc<Project>> {
-        self.open(name, false).map(|(p, _)| p)
+        self.open(name, None).map(|(p, _)| p)
     }
 
+    /// Opens the project; one that does not exist is created with `create`, or refused
+    /// without it. Returns it and whether this call created it.
     pub(super) fn open(
         self: &Arc<Self>,
         name: &ProjectName,
-        create: bool,
+        create: Option<NewCatalog>,
     ) -> StoreResult<(Arc<Project>, bool)> {
         let mut st = self.state.lock();
         loop {
@@ -202,7 +205,7 @@ impl Registry {
         let opened = tracing::info_span!(
             "project.open",
             quiver.project = name.as_str(),
-            quiver.create = create
+            quiver.create = create.is_some()
         )
         .in_scope(|| self.open_unlisted(name, create));
         if opened.is_ok() {
@@ -223,15 +226,23 @@ impl Registry {
     }
 
     /// Opens a project that the caller marked busy.
-    fn open_unlisted(&self, name: &ProjectName, create: bool) -> StoreResult<(Project, bool)> {
+    fn open_unlisted(
+        &self,
+        name: &ProjectName,
+        create: Option<NewCatalog>,
+    ) -> StoreResult<(Project, bool)> {
         let root = self.layout.root(name);
         if let Some(f) = fence::read(&root)? {
             return Err(fenced(name, f));
         }
         let existed = root.is_dir();
-        if !existed && !create {
-            return Err(StoreError::ProjectNotFound(name.to_string()));
-        }
+        let new_catalog = match create {
+            Some(c) => c,
+            // a directory whose store was never created (quotas are written before the
+            // first open) belongs to a project provisioned by the admin API
+            None if existed => NewCatalog::DefaultDatabase,
+            None => return Err(StoreError::ProjectNotFound(name.to_string())),
+        };
         self.layout.prepare(name)?;
         let project = Project::open(
             name.as_str(),
@@ -239,6 +250,7 @@ impl Registry {
             &self.shared,
             self.indexer.clone(),
             Arc::clone(&self.gates),
+            new_catalog,
         )?;
         Ok((project, !existed))
     }

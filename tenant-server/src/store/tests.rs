@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::filter::{Where, WhereDocument};
 use super::project::CollectionMeta;
-use super::query::{QueryRequest, Strategy};
+use super::query::{MissingIds, QueryRequest, Strategy};
 use super::types::{HnswConfig, Include, MetaValue, RecordInput, Scalar, Space};
 use super::write::WriteMode;
-use super::{Project, ProjectName, Registry, StoreConfig, DEFAULT_DATABASE};
+use super::{Project, ProjectName, Registry, StoreConfig, StoreError, DEFAULT_DATABASE};
 
 fn registry(dir: &std::path::Path) -> Arc<Registry> {
     Registry::new(StoreConfig::for_workspace(dir)).expect("registry")
@@ -294,6 +294,7 @@ fn writes_are_atomic_and_follow_chroma_rules() {
                 where_: None,
                 where_document: None,
                 include: Include::QUERY_DEFAULT,
+                missing_ids: MissingIds::Skip,
             },
         )
         .unwrap();
@@ -399,6 +400,7 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
                 where_: None,
                 where_document: None,
                 include: Include::default(),
+                missing_ids: MissingIds::Skip,
             },
         )
         .unwrap();
@@ -423,6 +425,7 @@ fn new_embeddings_keep_record_order_and_are_found_across_reopen() {
             where_: None,
             where_document: None,
             include: Include::default(),
+            missing_ids: MissingIds::Skip,
         };
         p.query(meta, &req).unwrap().0.remove(0)
     };
@@ -528,4 +531,159 @@ fn cached_filter_results_follow_writes() {
     p.delete_records(&meta, Some(&["c".to_string()]), None, None, None)
         .unwrap();
     assert!(ids(&p).is_empty());
+}
+
+fn point(id: &str, x: f32) -> RecordInput {
+    RecordInput {
+        id: id.into(),
+        embedding: Some(vec![x, 1.0]),
+        ..Default::default()
+    }
+}
+
+fn strings(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn get_answers_in_storage_order_whatever_the_ids_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = ["zeta", "alpha", "mid", "beta", "omega"];
+    {
+        let reg = registry(dir.path());
+        let p = reg.project(&pn("storage-order")).unwrap();
+        let meta = new_collection(&p, "c1", Space::L2);
+        p.write(
+            &meta,
+            WriteMode::Add,
+            storage[..3]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| point(id, i as f32))
+                .collect(),
+        )
+        .unwrap();
+        p.write(
+            &meta,
+            WriteMode::Add,
+            vec![point("beta", 3.0), point("omega", 4.0)],
+        )
+        .unwrap();
+        // rewriting existing records does not move them; new ids of an upsert go last
+        p.write(&meta, WriteMode::Update, vec![point("alpha", 9.0)])
+            .unwrap();
+        p.write(
+            &meta,
+            WriteMode::Upsert,
+            vec![point("new", 5.0), point("zeta", 8.0)],
+        )
+        .unwrap();
+        drop(p);
+        reg.close_all();
+    }
+    // the order is the store's, so it survives a restart
+    let reg = registry(dir.path());
+    let p = reg.project(&pn("storage-order")).unwrap();
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+    let get = |ids: Option<&[&str]>, limit: Option<usize>, offset: usize| -> Vec<String> {
+        let ids = ids.map(strings);
+        p.get_records(
+            &meta,
+            ids.as_deref(),
+            None,
+            None,
+            limit,
+            offset,
+            Include::default(),
+        )
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+    };
+    let mut all = storage.to_vec();
+    all.push("new");
+    assert_eq!(get(None, None, 0), all);
+    assert_eq!(
+        get(Some(&["new", "omega", "missing", "zeta", "mid"]), None, 0),
+        ["zeta", "mid", "omega", "new"]
+    );
+    assert_eq!(
+        get(Some(&["new", "omega", "zeta", "mid"]), Some(2), 1),
+        ["mid", "omega"]
+    );
+    // deleted and written again: last
+    p.delete_records(&meta, Some(&strings(&["alpha"])), None, None, None)
+        .unwrap();
+    p.write(&meta, WriteMode::Add, vec![point("alpha", 0.0)])
+        .unwrap();
+    assert_eq!(
+        get(Some(&["alpha", "beta", "zeta"]), None, 0),
+        ["zeta", "beta", "alpha"]
+    );
+}
+
+#[test]
+fn query_with_missing_ids_fails_only_when_chroma_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let p = reg.project(&pn("missing-ids")).unwrap();
+    let never_written = new_collection(&p, "empty", Space::L2);
+    let meta = new_collection(&p, "c1", Space::L2);
+    p.write(
+        &meta,
+        WriteMode::Add,
+        vec![point("a", 0.0), point("b", 1.0), point("c", 2.0)],
+    )
+    .unwrap();
+    p.delete_records(&meta, Some(&strings(&["c"])), None, None, None)
+        .unwrap();
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+    let query = |meta: &CollectionMeta, ids: &[&str], where_: Option<&Where>, missing| {
+        let ids = strings(ids);
+        let q = [vec![0.0, 1.0]];
+        p.query(
+            meta,
+            &QueryRequest {
+                embeddings: &q,
+                n_results: 5,
+                ids: Some(&ids),
+                where_,
+                where_document: None,
+                include: Include::default(),
+                missing_ids: missing,
+            },
+        )
+        .map(|(mut hits, _)| {
+            hits.remove(0)
+                .into_iter()
+                .map(|h| h.record.id)
+                .collect::<Vec<_>>()
+        })
+    };
+    let fail = MissingIds::FailUnfiltered;
+    // unknown and deleted ids alike
+    for ids in [&["a", "nope"][..], &["c"], &["a", "b", "nope", "nope"]] {
+        assert!(
+            matches!(
+                query(&meta, ids, None, fail),
+                Err(StoreError::QueryIdNotFound)
+            ),
+            "{ids:?}"
+        );
+        let found = query(&meta, ids, None, MissingIds::Skip).unwrap();
+        assert!(found.iter().all(|id| id == "a" || id == "b"), "{ids:?}");
+    }
+    assert_eq!(
+        query(&meta, &["b", "a", "a"], None, fail).unwrap(),
+        ["a", "b"]
+    );
+    assert!(query(&meta, &[], None, fail).unwrap().is_empty());
+    // a filter turns the rule off, and so does a collection without a dimension
+    let w = Where::parse(&json!({"k": {"$ne": 1}})).unwrap().unwrap();
+    assert_eq!(query(&meta, &["a", "nope"], Some(&w), fail).unwrap(), ["a"]);
+    assert!(query(&never_written, &["nope"], None, fail)
+        .unwrap()
+        .is_empty());
 }
