@@ -193,3 +193,18 @@ def test_tenants_isolate_collections(admin, make_client, tenant):
     assert c2.list_collections() == []
     with pytest.raises(NotFoundError):
         c2.get_collection("mine")
+
+
+def test_collections_of_a_database_that_does_not_exist(api, tenant):
+    base = f"/api/v2/tenants/{tenant}/databases/nodb"
+    r = api.get(f"{base}/collections")
+    assert (r.status_code, r.json()) == (200, [])
+    r = api.get(f"{base}/collections_count")
+    assert (r.status_code, r.json()) == (200, 0)
+    r = api.post(f"{base}/collections", json={"name": "abc"})
+    assert r.status_code == 400
+    assert r.json() == {"error": "InvalidArgumentError", "message": "Database [nodb] does not exist"}
+    for method in ("GET", "DELETE"):
+        r = api.request(method, f"{base}/collections/abc")
+        assert r.status_code == 404
+        assert r.json() == {"error": "NotFoundError", "message": "Collection [abc] does not exist"}

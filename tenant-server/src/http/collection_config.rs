@@ -206,6 +206,16 @@ pub fn settings_update(
     let Some(cfg) = new_configuration else {
         return Ok(SettingsUpdate::default());
     };
+    let only_search_breadth = || {
+        ApiError::invalid("Only ef_search can be changed in an existing collection's configuration")
+    };
+    if modifiable == Modifiable::SearchBreadth {
+        if let Some(Value::Object(h)) = cfg.get("hnsw") {
+            if h.iter().any(|(k, v)| k != "ef_search" && !v.is_null()) {
+                return Err(only_search_breadth());
+            }
+        }
+    }
     let request: UpdateRequest =
         deserialize_field(&Value::Object(cfg.clone()), "new_configuration")?;
     let h = request.hnsw;
@@ -226,9 +236,7 @@ pub fn settings_update(
                 ..SettingsUpdate::default()
             })
     {
-        return Err(ApiError::invalid(
-            "Only ef_search can be changed in an existing collection's configuration",
-        ));
+        return Err(only_search_breadth());
     }
     check_graph_params(None, update.ef_search, update.max_neighbors)
         .map_err(|e| ApiError::invalid(format!("Invalid HNSW configuration: {e}")))?;

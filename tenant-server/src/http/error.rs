@@ -83,7 +83,9 @@ impl ApiError {
             ProjectFenced { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ProjectMoved"),
             Storage(_) | Io(_) | Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
             // Chroma answers a 500 here, and clients written against it expect exactly that
-            QueryIdNotFound => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+            // Chroma answers 500; the request is at fault, not the server, so the status is a 4xx
+            // while the error name (which the client turns into its exception) stays Chroma's
+            QueryIdNotFound => (StatusCode::NOT_FOUND, "InternalError"),
         };
         let project_state = match &e {
             ProjectPaused(_) => Some(PROJECT_PAUSED),

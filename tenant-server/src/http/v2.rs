@@ -171,7 +171,9 @@ fn name_of(body: &Map<String, Value>) -> ApiResult<String> {
 
 /// The project of a tenant route. An unknown tenant is created on first use, with its
 /// `default_database`, so that `HttpClient(tenant=...)` works on a new name; Chroma would
-/// answer 404 instead.
+/// answer 404 instead. Collection routes open only the tenant: a database that does not
+/// exist holds no collections (listing it answers none, naming a collection in it answers
+/// that the collection does not exist), as in Chroma; creating a collection there is refused.
 fn open_tenant(s: &AppState, tenant: &str) -> ApiResult<Arc<Project>> {
     let name = ProjectName::new(tenant).map_err(chroma_error)?;
     s.registry.project(&name).map_err(chroma_error)
@@ -308,17 +310,6 @@ async fn delete_database(
     .await
 }
 
-/// The project and database of a collection route, checking the database exists.
-fn open_database(s: &AppState, tenant: &str, database: &str) -> ApiResult<Arc<Project>> {
-    let p = open_tenant(s, tenant)?;
-    if p.database(database).is_none() {
-        return Err(ApiError::not_found(format!(
-            "Database [{database}] not found. Are you sure it exists?"
-        )));
-    }
-    Ok(p)
-}
-
 fn collection_json(tenant: &str, meta: &CollectionMeta) -> Value {
     let schema = meta.effective_schema();
     json!({
@@ -351,7 +342,7 @@ async fn list_collections(
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
+        let p = open_tenant(&s, &tenant)?;
         let cols: Vec<Value> = page
             .of(&p.list_collections(&database))
             .map(|m| collection_json(&tenant, m))
@@ -366,7 +357,7 @@ async fn count_collections(
     ApiPath((tenant, database)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
+        let p = open_tenant(&s, &tenant)?;
         Ok(Json(json!(p.list_collections(&database).len())))
     })
     .await
@@ -398,10 +389,15 @@ async fn create_collection(
         dimension: None,
     };
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
+        let p = open_tenant(&s, &tenant)?;
         let (meta, _) = p
             .create_collection(meta, get_or_create)
-            .map_err(chroma_error)?;
+            .map_err(|e| match e {
+                StoreError::DatabaseNotFound(_) => {
+                    ApiError::invalid(format!("Database [{database}] does not exist"))
+                }
+                e => chroma_error(e),
+            })?;
         Ok(Json(collection_json(&tenant, &meta)))
     })
     .await
@@ -412,7 +408,7 @@ async fn get_collection(
     ApiPath((tenant, database, collection)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
+        let p = open_tenant(&s, &tenant)?;
         let meta = p
             .collection_meta(&database, &collection)
             .map_err(chroma_error)?;
@@ -433,7 +429,7 @@ fn open_collection(
     database: &str,
     id: &str,
 ) -> ApiResult<(Arc<Project>, CollectionMeta)> {
-    let p = open_database(s, tenant, database)?;
+    let p = open_tenant(s, tenant)?;
     let meta = collection_by_id(&p, database, id)?;
     Ok((p, meta))
 }
@@ -494,7 +490,7 @@ async fn delete_collection(
     ApiPath((tenant, database, collection)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let p = open_database(&s, &tenant, &database)?;
+        let p = open_tenant(&s, &tenant)?;
         p.delete_collection(&database, &collection)
             .map_err(chroma_error)?;
         Ok(ok_empty())
