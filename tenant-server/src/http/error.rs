@@ -36,6 +36,14 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
     }
+    /// This API's name for every malformed request: Chroma's `422`s become `400`s.
+    pub fn as_invalid_argument(self) -> ApiError {
+        if self.status == StatusCode::UNPROCESSABLE_ENTITY {
+            ApiError::invalid(self.message)
+        } else {
+            self
+        }
+    }
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
     }

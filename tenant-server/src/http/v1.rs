@@ -171,7 +171,8 @@ async fn create_collection(
     let configuration = parse::opt_object(&body, "configuration")?;
     let get_or_create = parse::opt_bool(&body, "get_or_create")?.unwrap_or(false);
     // the original server defaulted this API's collections to cosine
-    let settings = index_settings(configuration.as_ref(), metadata.as_ref(), Space::Cosine)?;
+    let settings = index_settings(configuration.as_ref(), metadata.as_ref(), Space::Cosine)
+        .map_err(ApiError::as_invalid_argument)?;
     let schema = Schema::from_settings(&settings);
     let metadata = collection_metadata(metadata)?;
     let meta = CollectionMeta {
@@ -225,7 +226,8 @@ async fn modify_collection(
     }
     let new_metadata = collection_metadata(parse::opt_object(&body, "new_metadata")?)?;
     let new_configuration = parse::opt_object(&body, "new_configuration")?;
-    let update = settings_update(new_configuration.as_ref(), Modifiable::SearchBreadth)?;
+    let update = settings_update(new_configuration.as_ref(), Modifiable::SearchBreadth)
+        .map_err(ApiError::as_invalid_argument)?;
     let state = s.clone();
     blocking(move || {
         let p = open_project(&state, &name)?;
