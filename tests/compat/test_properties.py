@@ -662,6 +662,6 @@ def test_records_state_machine(client, space):
             database=None,
             print_blob=True,
             suppress_health_check=list(HealthCheck),
-            phases=None if SHRINK else [Phase.explicit, Phase.reuse, Phase.generate],
+            phases=list(Phase) if SHRINK else [Phase.explicit, Phase.reuse, Phase.generate],
         ),
     )
