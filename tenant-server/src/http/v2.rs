@@ -508,6 +508,24 @@ async fn write(
 ) -> ApiResult<Json<Value>> {
     let body = parse::body_object(body)?;
     let records = parse::record_inputs(&body, mode != WriteMode::Update)?;
+    if mode == WriteMode::Add {
+        // a `null` metadata value removes a key on upsert and update; an add has nothing to
+        // remove, and Chroma refuses it as a body that does not deserialize
+        if let Some(i) = records.iter().position(|r| {
+            r.metadata
+                .as_ref()
+                .is_some_and(|md| md.values().any(Option::is_none))
+        }) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ChromaError",
+                format!(
+                    "Failed to deserialize the JSON body into the target type: metadatas[{i}]: \
+                     data did not match any variant of untagged enum MetadataValue"
+                ),
+            ));
+        }
+    }
     if records.len() > MAX_BATCH_SIZE {
         return Err(ApiError::invalid(format!(
             "Cannot submit more than {MAX_BATCH_SIZE} records in one batch, got {}",
@@ -567,7 +585,13 @@ async fn delete_records(
         let out = p
             .delete_records(&meta, ids.as_deref(), w.as_ref(), wd.as_ref(), limit)
             .map_err(chroma_error)?;
-        Ok(Json(json!({"deleted": out.applied})))
+        // Chroma counts the ids asked for when only ids are given, whether or not they
+        // were there; with a filter, the records it removed
+        let deleted = match (&ids, &w, &wd) {
+            (Some(ids), None, None) => ids.len(),
+            _ => out.applied,
+        };
+        Ok(Json(json!({"deleted": deleted})))
     })
     .await
 }

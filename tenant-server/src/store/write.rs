@@ -306,11 +306,13 @@ impl Project {
                 vector: r.embedding.map(|e| (generation, coll.search_vector(&e))),
             });
         }
-        let dim_fixed = meta.dimension.is_none() && new_dim.is_some() && !changes.is_empty();
+        // As in Chroma, the first embeddings written fix the dimension even when no record
+        // of the batch was applied (an update of ids that do not exist, say).
+        let dim_fixed = meta.dimension.is_none() && new_dim.is_some();
         // the catalog entry changes with this batch: held until the catalog has it, so that
         // a concurrent rename or modify is neither lost nor overwritten
         let mut catalog_change = None;
-        if (dim_fixed || schema_changed) && !changes.is_empty() {
+        if dim_fixed || (schema_changed && !changes.is_empty()) {
             let guard = self.catalog_write.lock();
             let mut m = self.collection_meta_by_id(&id)?;
             if dim_fixed {
@@ -322,7 +324,7 @@ impl Project {
         }
         batch.put(keys::counters_key(&id), counters.encode());
         let payload = batch.size_in_bytes() as u64;
-        if !changes.is_empty() {
+        if !changes.is_empty() || catalog_change.is_some() {
             // nothing of the request is applied when it would exceed a quota
             let new_records = counters.count.saturating_sub(records_before);
             self.check_growth(new_records, payload)?;
