@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, ApiResult};
 use crate::store::schema::{
-    check_graph_params, EmbeddingFunction, Schema, SettingsUpdate, VectorIndexSettings,
+    check_graph_params, EmbeddingFunction, HnswParams, Schema, SettingsUpdate, VectorIndexSettings,
 };
 use crate::store::types::Space;
 
@@ -73,18 +73,16 @@ struct ConfigurationRequest {
 }
 
 fn settings_of(h: &HnswRequest, default_space: Space) -> VectorIndexSettings {
-    let d = VectorIndexSettings::default();
-    VectorIndexSettings {
-        space: h.space.unwrap_or(default_space),
-        ef_construction: h.ef_construction.unwrap_or(d.ef_construction),
-        ef_search: h.ef_search.unwrap_or(d.ef_search),
-        max_neighbors: h.max_neighbors.unwrap_or(d.max_neighbors),
-        num_threads: h.num_threads.unwrap_or(d.num_threads),
-        batch_size: h.batch_size.unwrap_or(d.batch_size),
-        sync_threshold: h.sync_threshold.unwrap_or(d.sync_threshold),
-        resize_factor: h.resize_factor.unwrap_or(d.resize_factor),
-        embedding_function: None,
-    }
+    let params = HnswParams {
+        ef_construction: h.ef_construction,
+        max_neighbors: h.max_neighbors,
+        ef_search: h.ef_search,
+        num_threads: h.num_threads,
+        batch_size: h.batch_size,
+        sync_threshold: h.sync_threshold,
+        resize_factor: h.resize_factor,
+    };
+    VectorIndexSettings::from_params(h.space.unwrap_or(default_space), &params)
 }
 
 /// The HNSW settings of the legacy `hnsw:*` collection metadata keys. Chroma refuses an

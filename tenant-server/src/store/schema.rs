@@ -397,6 +397,23 @@ impl VectorIndexSettings {
             } == d
     }
 
+    /// The settings `params` give in `space`, with Chroma's defaults for what they leave
+    /// out, and no embedding function.
+    pub fn from_params(space: Space, params: &HnswParams) -> VectorIndexSettings {
+        let d = VectorIndexSettings::default();
+        VectorIndexSettings {
+            space,
+            ef_construction: params.ef_construction.unwrap_or(d.ef_construction),
+            ef_search: params.ef_search.unwrap_or(d.ef_search),
+            max_neighbors: params.max_neighbors.unwrap_or(d.max_neighbors),
+            num_threads: params.num_threads.unwrap_or(d.num_threads),
+            batch_size: params.batch_size.unwrap_or(d.batch_size),
+            sync_threshold: params.sync_threshold.unwrap_or(d.sync_threshold),
+            resize_factor: params.resize_factor.unwrap_or(d.resize_factor),
+            embedding_function: None,
+        }
+    }
+
     /// The parameters the index is built with.
     pub fn hnsw(&self) -> HnswConfig {
         HnswConfig {
@@ -1046,18 +1063,12 @@ impl Schema {
             .or_else(|| self.defaults.vector_index())
             .map(|v| v.config.clone())
             .unwrap_or_default();
-        let d = VectorIndexSettings::default();
-        let h = config.hnsw.unwrap_or_default();
         VectorIndexSettings {
-            space: config.space.unwrap_or(d.space),
-            ef_construction: h.ef_construction.unwrap_or(d.ef_construction),
-            ef_search: h.ef_search.unwrap_or(d.ef_search),
-            max_neighbors: h.max_neighbors.unwrap_or(d.max_neighbors),
-            num_threads: h.num_threads.unwrap_or(d.num_threads),
-            batch_size: h.batch_size.unwrap_or(d.batch_size),
-            sync_threshold: h.sync_threshold.unwrap_or(d.sync_threshold),
-            resize_factor: h.resize_factor.unwrap_or(d.resize_factor),
             embedding_function: config.embedding_function,
+            ..VectorIndexSettings::from_params(
+                config.space.unwrap_or(Space::L2),
+                &config.hnsw.unwrap_or_default(),
+            )
         }
     }
 
