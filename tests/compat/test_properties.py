@@ -36,7 +36,7 @@ Two real Chroma 1.5.9 bugs are kept out of the way (see ``make_machine`` and ``a
 stale array metadata of deleted records reappearing on new records, and a collection whose
 reads fail after a rejected add before it ever held data.
 
-The number of examples per test is ``$QUIVER_COMPAT_EXAMPLES`` (default 12) and the maximum
+The number of examples per test is ``$QUIVER_COMPAT_EXAMPLES`` (default 40) and the maximum
 number of steps per example ``$QUIVER_COMPAT_STEPS`` (default 30). A failure prints the
 shortest sequence of steps hypothesis found; ``--hypothesis-seed=N`` replays a run.
 """
@@ -66,7 +66,7 @@ from hypothesis.stateful import (  # noqa: E402
     run_state_machine_as_test,
 )
 
-EXAMPLES = int(os.environ.get("QUIVER_COMPAT_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("QUIVER_COMPAT_EXAMPLES", "40"))
 STEPS = int(os.environ.get("QUIVER_COMPAT_STEPS", "30"))
 # QUIVER_COMPAT_SHRINK=0 reports the first failing sequence as found (faster when exploring)
 SHRINK = os.environ.get("QUIVER_COMPAT_SHRINK", "1") != "0"
