@@ -12,7 +12,7 @@
 //! through [`report`].
 
 mod backend;
-mod data;
+use quiver_testkit::vectors as data;
 mod phases;
 mod report;
 mod server;

@@ -16,7 +16,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// syntax): Quiver's spans, not the HTTP clients' own (the exporter's requests would
 /// otherwise trace themselves).
 const DEFAULT_TRACE_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,reqwest=off,tower=off,\
-     opentelemetry=off,opentelemetry_sdk=off,opentelemetry_http=off,hnsw_rs=off,anndists=off,\
+     opentelemetry=off,opentelemetry_sdk=off,opentelemetry_http=off,\
      kube=off,kube_client=off,kube_runtime=off";
 
 /// Whether the environment asks for trace export: an OTLP endpoint is set, and neither

@@ -15,12 +15,8 @@ use crate::store::Registry;
 /// Opens the workspace, serves the HTTP APIs on `config.host:config.port` until SIGINT or
 /// SIGTERM, drains the requests in flight, then closes every open project.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    // hnsw_rs logs every graph construction at INFO; the guard flushes spans on exit
-    let _telemetry = Telemetry::init(
-        "quiver-tenant-server",
-        &config.log_format,
-        "info,hnsw_rs=warn,anndists=warn",
-    );
+    // the guard flushes spans on exit
+    let _telemetry = Telemetry::init("quiver-tenant-server", &config.log_format, "info");
     let registry = Registry::new(config.store_config())
         .with_context(|| format!("cannot use workspace {}", config.workspace_dir.display()))?;
     let app = http::router(

@@ -11,6 +11,8 @@
 //! - [`kube_mock`]: a mocked Kubernetes API server for the operator's and the router's
 //!   Kubernetes code.
 //! - [`json`]: reading lists out of JSON answers.
+//! - [`vectors`]: seeded synthetic vectors (a Gaussian mixture) and exact k-NN ground
+//!   truth, for the index's tests and the bench.
 
 pub mod assertions;
 pub mod bins;
@@ -20,6 +22,7 @@ pub mod kube_mock;
 pub mod process;
 pub mod router;
 pub mod tenant;
+pub mod vectors;
 
 pub use assertions::{
     assert_moved, assert_moved_to, assert_ok, assert_paused, assert_paused_retry_soon,

@@ -15,7 +15,7 @@ use roaring::RoaringBitmap;
 use uuid::Uuid;
 
 use super::distance::search_form;
-use super::graph::Graph;
+use super::index::{Arena, Hnsw, NO_LABEL};
 use super::types::{HnswConfig, Space};
 
 const FILTER_CACHE_ENTRIES: NonZeroUsize = match NonZeroUsize::new(32) {
@@ -23,78 +23,145 @@ const FILTER_CACHE_ENTRIES: NonZeroUsize = match NonZeroUsize::new(32) {
     None => NonZeroUsize::MIN,
 };
 
-pub struct VectorSet {
+/// A collection's vectors: the arena of slots and, per label, the slot of its current
+/// embedding. A new embedding always takes a new slot (see [`Arena`]), so the graph and
+/// the exact scan never see a vector change under them.
+pub struct Vectors {
     pub dimension: usize,
-    /// `dimension` floats per label; slots of dead labels are left in place.
-    pub data: Vec<f32>,
+    pub arena: Arc<Arena>,
+    /// label -> slot of its current embedding, or `NO_SLOT`.
+    slot_of: Vec<u32>,
+    /// Slots that no longer hold a current embedding.
+    dead: usize,
 }
 
-impl VectorSet {
-    pub fn get(&self, label: u32) -> Option<&[f32]> {
-        let start = (label as usize).checked_mul(self.dimension)?;
-        self.data.get(start..start + self.dimension)
+pub const NO_SLOT: u32 = u32::MAX;
+
+impl Vectors {
+    pub fn new(dimension: usize) -> Vectors {
+        Vectors::over(Arc::new(Arena::new(dimension)))
     }
 
-    pub fn set(&mut self, label: u32, v: &[f32]) {
-        let start = label as usize * self.dimension;
-        if self.data.len() < start + self.dimension {
-            self.data.resize(start + self.dimension, 0.0);
+    /// Vectors over an arena that has slots already (read from disk): every slot starts
+    /// dead, and [`Vectors::adopt`] claims the ones that are current.
+    pub fn over(arena: Arc<Arena>) -> Vectors {
+        Vectors {
+            dimension: arena.dimension(),
+            dead: arena.len() as usize,
+            arena,
+            slot_of: Vec::new(),
         }
-        self.data[start..start + self.dimension].copy_from_slice(v);
+    }
+
+    #[inline]
+    pub fn slot(&self, label: u32) -> Option<u32> {
+        self.slot_of
+            .get(label as usize)
+            .copied()
+            .filter(|&s| s != NO_SLOT)
+    }
+
+    #[inline]
+    pub fn get(&self, label: u32) -> Option<&[f32]> {
+        self.arena.vector(self.slot(label)?)
+    }
+
+    /// Gives `label` a new embedding (in search form) in a new slot.
+    pub fn set(&mut self, label: u32, v: &[f32]) {
+        let slot = self.arena.push(label, v);
+        self.point(label, slot);
+    }
+
+    /// Makes an existing slot the current embedding of `label`.
+    pub fn adopt(&mut self, label: u32, slot: u32) {
+        self.dead = self.dead.saturating_sub(1);
+        self.point(label, slot);
+    }
+
+    fn point(&mut self, label: u32, slot: u32) {
+        let i = label as usize;
+        if self.slot_of.len() <= i {
+            self.slot_of.resize(i + 1, NO_SLOT);
+        }
+        if self.slot_of[i] != NO_SLOT {
+            self.dead += 1;
+        }
+        self.slot_of[i] = slot;
+    }
+
+    pub fn remove(&mut self, label: u32) {
+        if let Some(s) = self.slot_of.get_mut(label as usize) {
+            if *s != NO_SLOT {
+                *s = NO_SLOT;
+                self.dead += 1;
+            }
+        }
+    }
+
+    /// Whether `slot` holds the current embedding of its label.
+    #[inline]
+    pub fn is_current(&self, slot: u32) -> bool {
+        let label = self.arena.label(slot);
+        label != NO_LABEL && self.slot(label) == Some(slot)
+    }
+
+    /// Slots holding superseded or deleted embeddings.
+    pub fn dead(&self) -> usize {
+        self.dead
+    }
+
+    /// (label, slot) of every current embedding, in label order.
+    pub fn current(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.slot_of
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != NO_SLOT)
+            .map(|(l, s)| (l as u32, *s))
+    }
+
+    pub fn allocated_bytes(&self) -> usize {
+        self.arena.allocated_bytes() + self.slot_of.capacity() * 4
     }
 }
 
 pub struct ServingState {
     pub live: RoaringBitmap,
     /// `None` until the collection's dimension is fixed by its first add.
-    pub vectors: Option<VectorSet>,
-    pub graph: Option<Arc<Graph>>,
-    /// Every live label below this is in `graph`, except those in `reindex`.
+    pub vectors: Option<Vectors>,
+    /// The graph over `vectors.arena` (always that arena: they are replaced together).
+    pub graph: Option<Arc<Hnsw>>,
+    /// Every current slot below this is in `graph`; the slots from here on are found by
+    /// exact scan until the indexer reaches them.
     pub indexed_upto: u32,
-    /// Labels below `indexed_upto` whose embedding changed after it was put in the graph.
-    pub reindex: RoaringBitmap,
-    /// Embedding generation of each label whose embedding changed at least once.
-    pub generations: std::collections::HashMap<u32, u32>,
-    /// Points inserted since the graph was last written to disk.
+    /// Points inserted since the index was last written to disk.
     pub unsaved_points: usize,
-    /// A saved graph waits to be loaded by the indexer (the collection serves by exact
-    /// scan meanwhile); the value is the collection's next label when it was opened: a
-    /// dump claiming more than that is newer than the records and is not trusted.
-    pub pending_dump: Option<u32>,
+    /// Writes applied since the index was last written to disk.
+    pub unsaved_writes: u64,
 }
 
 impl ServingState {
-    pub fn generation(&self, label: u32) -> u32 {
-        self.generations.get(&label).copied().unwrap_or(0)
-    }
-
-    /// Live records the graph does not answer for yet (found by exact scan meanwhile).
+    /// Current embeddings the graph does not answer for yet (found by exact scan meanwhile).
     pub fn unindexed(&self) -> u64 {
-        self.live.range_cardinality(self.indexed_upto..) + self.reindex.intersection_len(&self.live)
+        self.unindexed_slots().count() as u64
     }
 
-    /// Whether graph point `id` is the current embedding of a live, indexed record.
-    pub fn point_is_current(&self, id: usize) -> bool {
-        let (label, generation) = super::keys::split_point(id);
-        label < self.indexed_upto
-            && self.live.contains(label)
-            && !self.reindex.contains(label)
-            && self.generation(label) == generation
+    /// Slots a query must scan exactly because the graph does not have them yet.
+    pub fn unindexed_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        let (from, to, vectors) = match self.vectors.as_ref() {
+            Some(v) => (self.indexed_upto.min(v.arena.len()), v.arena.len(), Some(v)),
+            None => (0, 0, None),
+        };
+        (from..to).filter(move |&s| vectors.is_some_and(|v| v.is_current(s)))
     }
 
-    /// Labels a query must scan exactly because the graph does not have them yet.
-    pub fn unindexed_labels(&self) -> RoaringBitmap {
-        let mut tail: RoaringBitmap = self.live.range(self.indexed_upto..).collect();
-        tail |= &self.reindex & &self.live;
-        tail
+    /// Whether the index on disk lags behind this state.
+    pub fn is_unsaved(&self) -> bool {
+        self.unsaved_points > 0 || self.unsaved_writes > 0
     }
 
-    /// Graph points that no longer answer to a live record.
+    /// Graph points (and not yet indexed slots) that no longer answer to a live record.
     pub fn tombstones(&self) -> usize {
-        let graph_points = self.graph.as_ref().map_or(0, |g| g.len());
-        let live_indexed = self.live.range_cardinality(..self.indexed_upto)
-            - (&self.reindex & &self.live).range_cardinality(..self.indexed_upto);
-        graph_points.saturating_sub(live_indexed as usize)
+        self.vectors.as_ref().map_or(0, |v| v.dead())
     }
 }
 
@@ -165,13 +232,11 @@ impl Collection {
         search_form(self.space, v)
     }
 
-    /// Rough resident size: vectors twice (ours and the graph's copy) plus graph links.
+    /// Resident size: the vectors (one copy, which the graph shares) plus graph links.
     pub fn refresh_memory(&self) {
         let st = self.state.read();
-        let vec_bytes = st.vectors.as_ref().map_or(0, |v| v.data.len() * 4);
-        let graph_bytes = st.graph.as_ref().map_or(0, |g| {
-            g.len() * (g.dimension * 4 + g.config.max_neighbors * 2 * 16 + 64)
-        });
+        let vec_bytes = st.vectors.as_ref().map_or(0, |v| v.allocated_bytes());
+        let graph_bytes = st.graph.as_ref().map_or(0, |g| g.allocated_bytes());
         let live_bytes = st.live.serialized_size();
         self.memory_bytes
             .store(vec_bytes + graph_bytes + live_bytes, Ordering::Relaxed);

@@ -113,39 +113,9 @@ pub fn distance(space: Space, stored: &[f32], query: &[f32]) -> f32 {
     }
 }
 
-/// Graph distance for hnsw_rs in the l2 space (hnsw_rs needs distances >= 0).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GraphL2;
-
-impl hnsw_rs::anndists::dist::Distance<f32> for GraphL2 {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        l2_sq(va, vb)
-    }
-}
-
-/// Graph distance for the `ip` and `cosine` spaces. hnsw_rs asserts distances are >= 0,
-/// but `1 - a·b` goes negative for inner products above 1, so the graph orders by a
-/// positive function that increases with `-a·b`; results are re-scored with `distance`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GraphDot;
-
-impl hnsw_rs::anndists::dist::Distance<f32> for GraphDot {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        let x = -dot(va, vb);
-        let d = if x >= 0.0 { 1.0 + x } else { 1.0 / (1.0 - x) };
-        // NaN never reaches here (inputs are validated), but keep the graph's invariant.
-        if d.is_finite() {
-            d
-        } else {
-            f32::MAX
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hnsw_rs::anndists::dist::Distance;
 
     fn naive_dot(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -190,17 +160,5 @@ mod tests {
         let mut z = vec![0.0; 4];
         normalize(&mut z);
         assert_eq!(z, vec![0.0; 4]);
-    }
-
-    #[test]
-    fn graph_dot_is_positive_and_monotone_in_inner_product() {
-        let q = [1.0f32, 0.0];
-        let mut last = 0.0;
-        // increasing distance as the inner product decreases, always > 0
-        for ip in [100.0f32, 10.0, 1.5, 1.0, 0.5, 0.0, -0.5, -3.0, -50.0] {
-            let d = GraphDot.eval(&q, &[ip, 0.0]);
-            assert!(d > 0.0 && d > last, "ip={ip} d={d} last={last}");
-            last = d;
-        }
     }
 }

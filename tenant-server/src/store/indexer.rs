@@ -1,5 +1,5 @@
-//! Background indexing: inserts newly written records into their collection's HNSW graph,
-//! rebuilds a graph when deleted points pile up, and writes graphs to disk.
+//! Background indexing: inserts newly written embeddings into their collection's HNSW
+//! graph, compacts vectors and graph when dead slots pile up, and writes them to disk.
 //!
 //! One worker thread for the whole server; each batch is inserted with every core (rayon).
 //! Writes never wait for it: queries exact-scan whatever it has not reached yet.
@@ -9,10 +9,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Weak};
 use std::thread;
 
-use super::collection::{Collection, ServingState};
+use super::collection::{Collection, Vectors};
 use super::counters;
-use super::graph::Graph;
-use super::keys::point_id;
+use super::index::{persist, Arena, Hnsw, Params};
 
 const BATCH: usize = 2048;
 /// Rebuild once dead points exceed this share of the live ones.
@@ -76,30 +75,34 @@ impl Indexer {
     }
 }
 
-/// Indexes everything live at or above the watermark, rebuilding first if needed.
+/// Indexes every slot at or above the watermark, compacting first when dead slots pile up.
 pub fn catch_up(c: &Collection) {
     let _work = c.index_work.lock();
     loop {
         if c.dropped.load(Ordering::SeqCst) {
             return;
         }
-        let pending = c.state.read().pending_dump;
-        if let Some(bound) = pending {
-            load_dump(c, bound);
+        let (needs_compaction, needs_graph) = {
+            let st = c.state.read();
+            let Some(vectors) = st.vectors.as_ref() else {
+                return;
+            };
+            let live = st.live.len() as usize;
+            (
+                vectors.dead() > REBUILD_MIN.max((live as f64 * REBUILD_RATIO) as usize),
+                st.graph.is_none(),
+            )
+        };
+        if needs_compaction {
+            compact(c);
             continue;
         }
-        let needs_rebuild = {
-            let st = c.state.read();
-            if st.vectors.is_none() {
-                return;
+        if needs_graph {
+            let mut st = c.state.write();
+            if let Some(arena) = st.vectors.as_ref().map(|v| Arc::clone(&v.arena)) {
+                st.graph = Some(Arc::new(Hnsw::new(Params::from(&c.hnsw), arena)));
+                st.indexed_upto = 0;
             }
-            let live = st.live.len() as usize;
-            st.graph.is_none() && live > 0
-                || st.tombstones() > REBUILD_MIN.max((live as f64 * REBUILD_RATIO) as usize)
-        };
-        if needs_rebuild {
-            rebuild(c);
-            continue;
         }
         if !insert_next_batch(c) {
             break;
@@ -118,186 +121,132 @@ pub fn catch_up(c: &Collection) {
     c.refresh_memory();
 }
 
-/// Loads the collection's saved graph (it was opened without it). Records written since
-/// the dump, or re-embedded since, are left to the normal catch-up; a missing, corrupt or
-/// too new dump leaves no graph, and the collection is rebuilt.
-#[tracing::instrument(name = "index.load", skip_all, fields(quiver.collection = %c.id, quiver.points = tracing::field::Empty))]
-fn load_dump(c: &Collection, bound: u32) {
-    let started = std::time::Instant::now();
-    let dimension = c.state.read().vectors.as_ref().map(|v| v.dimension);
-    let loaded = dimension.and_then(|d| Graph::load(&c.index_dir, &c.hnsw, d));
-    let mut st = c.state.write();
-    st.pending_dump = None;
-    let Some((graph, manifest)) = loaded else {
-        return;
-    };
-    // a graph newer than the records (e.g. a restored db/) cannot be trusted
-    if manifest.indexed_upto > bound || st.graph.is_some() {
-        return;
-    }
-    // labels whose current embedding the saved graph does not hold (changed after it was
-    // saved, or while it loaded) are scanned exactly until the indexer adds them
-    let current: std::collections::HashSet<usize> = graph.point_ids().into_iter().collect();
-    let mut reindex = roaring::RoaringBitmap::new();
-    for l in st.live.range(..manifest.indexed_upto) {
-        if !current.contains(&point_id(l, st.generation(l))) {
-            reindex.insert(l);
-        }
-    }
-    tracing::Span::current().record("quiver.points", graph.len());
-    st.graph = Some(Arc::new(graph));
-    st.indexed_upto = manifest.indexed_upto;
-    st.reindex = reindex;
-    drop(st);
-    tracing::debug!(
-        collection = %c.id,
-        ms = started.elapsed().as_millis() as u64,
-        "hnsw graph loaded"
-    );
-}
-
-/// Copies the current embeddings of `labels` as (vector, point id, label, generation).
-fn copy_points(st: &ServingState, labels: &[u32]) -> Vec<(Vec<f32>, usize, u32, u32)> {
-    let Some(vectors) = st.vectors.as_ref() else {
-        return Vec::new();
-    };
-    labels
-        .iter()
-        .filter_map(|&l| {
-            let generation = st.generation(l);
-            vectors
-                .get(l)
-                .map(|v| (v.to_vec(), point_id(l, generation), l, generation))
-        })
-        .collect()
-}
-
-/// Inserts the next batch: re-embedded records first, then records above the watermark.
-/// False when there was nothing to do.
+/// Inserts the current slots of the next batch above the watermark. False when there was
+/// nothing to do.
 fn insert_next_batch(c: &Collection) -> bool {
-    let (graph, batch, end, reindexed_labels) = {
+    let (graph, slots, end) = {
         let st = c.state.read();
-        let Some(graph) = st.graph.as_ref() else {
+        let (Some(graph), Some(vectors)) = (st.graph.as_ref(), st.vectors.as_ref()) else {
             return false;
         };
-        let mut labels: Vec<u32> = (&st.reindex & &st.live).iter().take(BATCH).collect();
-        let reindexed = labels.len();
-        labels.extend(st.live.range(st.indexed_upto..).take(BATCH - reindexed));
-        if labels.is_empty() {
+        let from = st.indexed_upto;
+        let end = vectors.arena.len().min(from.saturating_add(BATCH as u32));
+        if from >= end {
             return false;
         }
-        let end = labels[reindexed..].last().map(|l| l + 1);
-        let reindexed_labels: Vec<u32> = labels[..reindexed].to_vec();
-        (
-            Arc::clone(graph),
-            copy_points(&st, &labels),
-            end,
-            reindexed_labels,
-        )
+        // slots superseded before the indexer reached them are never inserted
+        let slots: Vec<u32> = (from..end).filter(|&s| vectors.is_current(s)).collect();
+        (Arc::clone(graph), slots, end)
     };
-    let refs: Vec<(&[f32], usize)> = batch
-        .iter()
-        .map(|(v, id, _, _)| (v.as_slice(), *id))
-        .collect();
-    graph.insert(&refs);
-    counters::add(&counters::POINTS_INDEXED, refs.len() as u64);
+    graph.insert_batch(&slots);
+    counters::add(&counters::POINTS_INDEXED, slots.len() as u64);
     let mut st = c.state.write();
-    // a label without a vector cannot be indexed; never pick it again
-    for l in reindexed_labels {
-        if st.vectors.as_ref().and_then(|v| v.get(l)).is_none() {
-            st.reindex.remove(l);
-        }
-    }
-    for (_, _, label, generation) in &batch {
-        // re-embedded again meanwhile: the point just added is already a tombstone
-        if st.generation(*label) == *generation {
-            st.reindex.remove(*label);
-        }
-    }
-    if let Some(end) = end {
+    // a compaction may have replaced the graph meanwhile; its watermark is its own
+    if st.graph.as_ref().is_some_and(|g| Arc::ptr_eq(g, &graph)) {
         st.indexed_upto = st.indexed_upto.max(end);
+        st.unsaved_points += slots.len();
     }
-    // deleted records leave nothing to re-embed
-    let live = st.live.clone();
-    st.reindex &= &live;
-    st.unsaved_points += refs.len();
     true
 }
 
-/// Builds a fresh graph from the live records while queries keep using the old one.
-#[tracing::instrument(name = "index.rebuild", skip_all, fields(quiver.collection = %c.id, quiver.points = tracing::field::Empty))]
-fn rebuild(c: &Collection) {
+/// Builds a new arena and graph holding only the current embeddings, while queries keep
+/// using the old ones, then swaps them in. Embeddings written meanwhile are carried over
+/// into the new arena's tail, for the normal catch-up.
+#[tracing::instrument(name = "index.compact", skip_all, fields(quiver.collection = %c.id, quiver.points = tracing::field::Empty))]
+fn compact(c: &Collection) {
     counters::add(&counters::INDEX_REBUILDS, 1);
-    let (labels, dimension, upto) = {
+    let started = std::time::Instant::now();
+    let (old, snapshot) = {
         let st = c.state.read();
         let Some(vectors) = st.vectors.as_ref() else {
             return;
         };
-        let upto = st.live.max().map_or(0, |m| m + 1);
-        (
-            st.live.iter().collect::<Vec<u32>>(),
-            vectors.dimension,
-            upto,
-        )
+        let snapshot: Vec<(u32, u32)> = vectors.current().collect();
+        (Arc::clone(&vectors.arena), snapshot)
     };
-    tracing::Span::current().record("quiver.points", labels.len());
-    let mut inserted: Vec<(u32, u32)> = Vec::with_capacity(labels.len());
-    let started = std::time::Instant::now();
-    let graph = Graph::new(&c.hnsw, dimension, labels.len());
-    for chunk in labels.chunks(BATCH) {
+    tracing::Span::current().record("quiver.points", snapshot.len());
+    let arena = Arc::new(Arena::new(old.dimension()));
+    let mut moved: Vec<(u32, u32, u32)> = Vec::with_capacity(snapshot.len());
+    for &(label, old_slot) in &snapshot {
+        if let Some(v) = old.vector(old_slot) {
+            moved.push((label, old_slot, arena.push(label, v)));
+        }
+    }
+    let graph = Hnsw::new(Params::from(&c.hnsw), Arc::clone(&arena));
+    let built = arena.len();
+    let nodes: Vec<u32> = (0..built).collect();
+    for chunk in nodes.chunks(BATCH) {
         if c.dropped.load(Ordering::SeqCst) {
             return;
         }
-        let batch = copy_points(&c.state.read(), chunk);
-        let refs: Vec<(&[f32], usize)> = batch
-            .iter()
-            .map(|(v, id, _, _)| (v.as_slice(), *id))
-            .collect();
-        graph.insert(&refs);
-        inserted.extend(batch.iter().map(|(_, _, l, g)| (*l, *g)));
+        graph.insert_batch(chunk);
     }
     let mut st = c.state.write();
-    st.unsaved_points = graph.len().max(1);
-    st.graph = Some(Arc::new(graph));
-    st.indexed_upto = upto;
-    // what changed while the graph was being built goes through the normal catch-up
-    st.reindex.clear();
-    for (label, generation) in inserted {
-        if st.live.contains(label) && st.generation(label) != generation {
-            st.reindex.insert(label);
+    let Some(current) = st.vectors.as_ref() else {
+        return;
+    };
+    let mut vectors = Vectors::over(Arc::clone(&arena));
+    let mut carried = 0usize;
+    let unchanged: std::collections::HashMap<u32, (u32, u32)> =
+        moved.iter().map(|&(l, o, n)| (l, (o, n))).collect();
+    for (label, slot) in current.current() {
+        match unchanged.get(&label) {
+            Some(&(old_slot, new_slot)) if old_slot == slot => vectors.adopt(label, new_slot),
+            _ => {
+                // re-embedded or added while the graph was built
+                if let Some(v) = old.vector(slot) {
+                    vectors.set(label, v);
+                    carried += 1;
+                }
+            }
         }
     }
+    st.vectors = Some(vectors);
+    st.graph = Some(Arc::new(graph));
+    st.indexed_upto = built;
+    st.unsaved_points = built.max(1) as usize;
+    drop(st);
     tracing::info!(
         collection = %c.id,
-        points = labels.len(),
+        points = built,
+        carried,
         ms = started.elapsed().as_millis() as u64,
-        "hnsw graph rebuilt"
+        "hnsw graph compacted"
     );
 }
 
-/// Writes the graph to disk. Callers hold `index_work`.
+/// Writes the index to disk. Callers hold `index_work`.
 pub(super) fn save_locked(c: &Collection) {
     // a closed collection's directory may be fenced or on its way out
     if c.dropped.load(Ordering::SeqCst) {
         return;
     }
-    let (graph, upto) = {
+    let (graph, slots, upto, writes) = {
         let st = c.state.read();
-        match st.graph.as_ref() {
-            Some(g) => (Arc::clone(g), st.indexed_upto),
-            None => return,
+        match (st.graph.as_ref(), st.vectors.as_ref()) {
+            (Some(g), Some(v)) => (
+                Arc::clone(g),
+                v.arena.len(),
+                st.indexed_upto,
+                st.unsaved_writes,
+            ),
+            _ => return,
         }
     };
-    match graph.dump(&c.index_dir, upto) {
-        Ok(()) => c.state.write().unsaved_points = 0,
-        Err(e) => tracing::warn!(collection = %c.id, "cannot write hnsw graph: {e}"),
+    match persist::save(&c.index_dir, graph.arena(), slots, &graph, upto) {
+        Ok(()) => {
+            let mut st = c.state.write();
+            st.unsaved_points = 0;
+            st.unsaved_writes = st.unsaved_writes.saturating_sub(writes);
+        }
+        Err(e) => tracing::warn!(collection = %c.id, "cannot write the vector index: {e}"),
     }
 }
 
-/// Writes the graph if it changed since the last save; used when a project closes.
+/// Writes the index if it changed since the last save; used when a project closes.
 pub fn save_if_dirty(c: &Collection) {
     let _work = c.index_work.lock();
-    if c.state.read().unsaved_points > 0 {
+    if c.state.read().is_unsaved() {
         save_locked(c);
     }
 }

@@ -10,8 +10,7 @@
 //!   metadata index that turns selective filters into range scans.
 //!
 //! A label is a collection-local u32 assigned when a record is first written; it never
-//! changes, so records keep their order (Chroma's get order). The HNSW point of a record is
-//! its label plus the generation of its embedding (see `point_id`).
+//! changes, so records keep their order (Chroma's get order).
 
 use uuid::Uuid;
 
@@ -268,38 +267,27 @@ impl StoredRecord {
     }
 }
 
-/// A stored embedding: `generation(4) | f32...`, all little-endian. The generation counts
-/// how often the record's embedding changed; with the label it names the graph point.
-pub fn encode_vector(generation: u32, v: &[f32]) -> Vec<u8> {
+/// A stored embedding: `reserved(4) | f32...`, all little-endian. The first word once
+/// counted re-embeddings for the old graph's point ids; it is written as 0 and ignored.
+pub fn encode_vector(v: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + v.len() * 4);
-    out.extend_from_slice(&generation.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
     for x in v {
         out.extend_from_slice(&x.to_le_bytes());
     }
     out
 }
 
-pub fn decode_vector(b: &[u8]) -> Option<(u32, Vec<f32>)> {
+pub fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
     if !b.len().is_multiple_of(4) || b.len() < 4 {
         return None;
     }
-    let generation = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let v = b[4..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Some((generation, v))
-}
-
-/// The graph point of a label's current embedding.
-pub fn point_id(label: u32, generation: u32) -> usize {
-    (u64::from(generation) << 32 | u64::from(label)) as usize
-}
-
-/// (label, generation) of a graph point.
-pub fn split_point(id: usize) -> (u32, u32) {
-    let id = id as u64;
-    (id as u32, (id >> 32) as u32)
+    Some(
+        b[4..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -417,12 +405,11 @@ mod tests {
     #[test]
     fn vector_roundtrip() {
         let v = vec![1.0, -2.5, f32::MIN_POSITIVE];
-        assert_eq!(decode_vector(&encode_vector(7, &v)), Some((7, v)));
+        assert_eq!(decode_vector(&encode_vector(&v)), Some(v));
+        // values written with a re-embedding count in the first word still read
+        let mut old = 7u32.to_le_bytes().to_vec();
+        old.extend_from_slice(&1.5f32.to_le_bytes());
+        assert_eq!(decode_vector(&old), Some(vec![1.5]));
         assert_eq!(decode_vector(&[0, 0, 0]), None);
-        assert_eq!(split_point(point_id(42, 3)), (42, 3));
-        assert_eq!(
-            split_point(point_id(u32::MAX, u32::MAX)),
-            (u32::MAX, u32::MAX)
-        );
     }
 }

@@ -10,7 +10,7 @@ pub mod fence;
 pub mod filter;
 pub mod fsio;
 pub mod gate;
-pub mod graph;
+pub mod index;
 pub mod indexer;
 pub mod keys;
 pub mod layout;

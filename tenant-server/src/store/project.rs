@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::collection::{Collection, ServingState, VectorSet};
+use super::collection::{Collection, ServingState, Vectors, NO_SLOT};
 use super::error::{StoreError, StoreResult};
 use super::fsio::{self, dir_size, json_bytes, now_secs};
 use super::gate::{WriteGates, WritePermit};
-use super::graph::Graph;
+use super::index::{self, Params};
 use super::indexer::{self, Indexer};
 use super::keys::{self, Counters};
 use super::layout::STATS_FILE;
@@ -528,14 +528,38 @@ impl Project {
         Ok(c)
     }
 
+    /// Reads a collection's records' embeddings from RocksDB, and takes over its saved
+    /// index for every embedding the index holds unchanged: those keep their slot (and
+    /// their place in the saved graph), the rest take new slots that the indexer adds.
     fn load_collection(&self, meta: &CollectionMeta) -> StoreResult<Collection> {
+        let started = std::time::Instant::now();
         let counters = self.counters(&meta.id)?;
+        let index_dir = self.index_dir(&meta.id);
+        let params = Params::from(&meta.hnsw);
+        let saved = meta
+            .dimension
+            .and_then(|d| index::persist::load(&index_dir, params, d));
+        let (mut vectors, graph, indexed_upto, mut saved_slot) = match saved {
+            Some(s) => {
+                // the last slot of each label holds its newest saved embedding
+                let mut last = vec![NO_SLOT; counters.next_label as usize];
+                for slot in 0..s.arena.len() {
+                    if let Some(l) = last.get_mut(s.arena.label(slot) as usize) {
+                        *l = slot;
+                    }
+                }
+                let upto = s.manifest.indexed_upto;
+                (
+                    Some(Vectors::over(Arc::clone(&s.arena))),
+                    Some(Arc::new(s.graph)),
+                    upto,
+                    last,
+                )
+            }
+            None => (meta.dimension.map(Vectors::new), None, 0, Vec::new()),
+        };
         let mut live = RoaringBitmap::new();
-        let mut vectors = meta.dimension.map(|d| VectorSet {
-            dimension: d,
-            data: Vec::with_capacity(counters.next_label as usize * d),
-        });
-        let mut generations = HashMap::new();
+        let mut new_slots = 0u64;
         let prefix = meta.id.as_bytes();
         let iter = self.db.iterator_cf(
             self.cf(keys::CF_VECTORS)?,
@@ -548,12 +572,9 @@ impl Project {
             }
             let label =
                 keys::label_from_key(&k).ok_or_else(|| StoreError::Corrupt("vector key".into()))?;
-            let (generation, vec) = keys::decode_vector(&v)
+            let vec = keys::decode_vector(&v)
                 .ok_or_else(|| StoreError::Corrupt("vector value".into()))?;
-            let set = vectors.get_or_insert_with(|| VectorSet {
-                dimension: vec.len(),
-                data: Vec::new(),
-            });
+            let set = vectors.get_or_insert_with(|| Vectors::new(vec.len()));
             if vec.len() != set.dimension {
                 return Err(StoreError::Corrupt(format!(
                     "vector of dimension {} in a {}-d collection",
@@ -561,18 +582,36 @@ impl Project {
                     set.dimension
                 )));
             }
-            set.set(label, &super::distance::search_form(meta.hnsw.space, &vec));
-            live.insert(label);
-            if generation > 0 {
-                generations.insert(label, generation);
+            let vec = super::distance::search_form(meta.hnsw.space, &vec);
+            let reusable = saved_slot
+                .get_mut(label as usize)
+                .map(|s| std::mem::replace(s, NO_SLOT))
+                .filter(|&slot| {
+                    let in_place =
+                        slot >= indexed_upto || graph.as_ref().is_some_and(|g| g.contains(slot));
+                    in_place
+                        && set
+                            .arena
+                            .vector(slot)
+                            .is_some_and(|old| same_bits(old, &vec))
+                });
+            match reusable {
+                Some(slot) => set.adopt(label, slot),
+                None => {
+                    set.set(label, &vec);
+                    new_slots += 1;
+                }
             }
+            live.insert(label);
         }
-        let index_dir = self.index_dir(&meta.id);
-        // The saved graph is loaded by the indexer, in the background: reading a large one
-        // takes seconds, and requests should not wait for it (queries scan exactly
-        // meanwhile, writes need no graph at all).
-        let pending_dump =
-            (vectors.is_some() && Graph::dump_exists(&index_dir)).then_some(counters.next_label);
+        tracing::debug!(
+            collection = %meta.id,
+            records = live.len(),
+            reindexed = new_slots,
+            saved_graph = graph.is_some(),
+            ms = started.elapsed().as_millis() as u64,
+            "collection loaded"
+        );
         Ok(Collection::new(
             meta.id,
             meta.hnsw.clone(),
@@ -580,12 +619,10 @@ impl Project {
             ServingState {
                 live,
                 vectors,
-                graph: None,
-                indexed_upto: 0,
-                reindex: RoaringBitmap::new(),
-                generations,
+                graph,
+                indexed_upto,
                 unsaved_points: 0,
-                pending_dump,
+                unsaved_writes: new_slots,
             },
         ))
     }
@@ -600,7 +637,7 @@ impl Project {
             .iter()
             .map(|c| {
                 let lock = c.index_work.lock();
-                if c.state.read().unsaved_points > 0 {
+                if c.state.read().is_unsaved() {
                     indexer::save_locked(c);
                 }
                 lock
@@ -703,4 +740,9 @@ pub fn check_collection_metadata(md: &Map<String, Value>) -> Result<(), String> 
         }
     }
     Ok(())
+}
+
+/// Bitwise equality of two vectors (a saved slot is reused only for the very same floats).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }

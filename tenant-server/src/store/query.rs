@@ -8,11 +8,12 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 use rocksdb::{Direction, IteratorMode};
 
-use super::collection::{Collection, ServingState};
+use super::collection::Collection;
 use super::counters;
 use super::distance::distance;
 use super::error::{StoreError, StoreResult};
 use super::filter::{MetaOp, Where, WhereDocument};
+use super::index::Traversal;
 use super::keys::{self, StoredRecord};
 use super::project::{CollectionMeta, Project};
 use super::types::{Include, Record, Scalar};
@@ -20,8 +21,9 @@ use super::types::{Include, Record, Scalar};
 /// Filtered queries whose candidates cost less than this many multiply-adds are answered
 /// by exact scan (perfect recall, ~2 ms at the limit); larger candidate sets use the graph.
 const EXACT_SCAN_BUDGET: usize = 8_000_000;
-/// Largest number of graph results asked for before a filtered query gives up on the graph.
-const MAX_GRAPH_FETCH: usize = 2048;
+/// Filters letting through less than this share of the records walk the graph sparsely
+/// (stepping over rejected nodes instead of scoring them).
+const SPARSE_BELOW: f64 = 0.3;
 
 pub struct GetResult {
     pub records: Vec<Record>,
@@ -325,9 +327,7 @@ impl Project {
                 .ok_or_else(|| StoreError::Corrupt("record value".into()))?;
             let embedding = match vectors.get(i) {
                 Some(Ok(Some(b))) => Some(
-                    keys::decode_vector(b)
-                        .ok_or_else(|| StoreError::Corrupt("vector".into()))?
-                        .1,
+                    keys::decode_vector(b).ok_or_else(|| StoreError::Corrupt("vector".into()))?,
                 ),
                 Some(Err(e)) => return Err(e.clone().into()),
                 _ => None,
@@ -478,94 +478,56 @@ pub fn nearest(
     if k == 0 || q.len() != vectors.dimension {
         return (Vec::new(), Strategy::Exact);
     }
-    let candidates = allowed.map_or(st.live.len(), |a| a.len()) as usize;
+    let live = st.live.len().max(1) as usize;
+    let candidates = allowed.map_or(live, |a| a.len() as usize);
     tracing::Span::current().record("quiver.candidates", candidates);
     let exact = st.graph.is_none()
         || allowed.is_some() && candidates.saturating_mul(vectors.dimension) <= EXACT_SCAN_BUDGET
         || candidates <= k.max(64);
     let mut top = TopK::new(k);
-    if exact {
-        let scan = |l: u32| {
-            if let Some(v) = vectors.get(l) {
-                top.push(l, distance(coll.space, v, q));
-            }
-        };
-        match allowed {
-            Some(a) => a.iter().for_each(scan),
-            None => st.live.iter().for_each(scan),
-        }
-        return (top.into_sorted(), Strategy::Exact);
-    }
-    graph_search(coll, &st, q, k, ef_search, allowed, candidates, &mut top);
-    (top.into_sorted(), Strategy::Graph)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn graph_search(
-    coll: &Collection,
-    st: &ServingState,
-    q: &[f32],
-    k: usize,
-    ef_search: usize,
-    allowed: Option<&RoaringBitmap>,
-    candidates: usize,
-    top: &mut TopK,
-) {
-    let Some(vectors) = st.vectors.as_ref() else {
-        return;
-    };
-    let upto = st.indexed_upto;
-    let accept = |id: usize| {
-        st.point_is_current(id) && allowed.is_none_or(|a| a.contains(keys::split_point(id).0))
-    };
-    if let Some(graph) = st.graph.as_ref() {
-        // Over-fetch by the share of graph points a result may not use (deleted records,
-        // filtered-out records), then widen until k acceptable points come back.
-        let graph_points = graph.len().max(1);
-        let usable = candidates.min(graph_points).max(1);
-        let mut fetch = (k * graph_points)
-            .div_ceil(usable)
-            .saturating_add(k / 2 + 2)
-            .min(graph_points);
-        loop {
-            let found = graph.search(q, fetch, ef_search.max(fetch));
-            let returned = found.len();
-            let mut kept = 0;
-            for l in found
-                .into_iter()
-                .filter(|&id| accept(id))
-                .map(|id| keys::split_point(id).0)
-            {
-                if let Some(v) = vectors.get(l) {
-                    top.push(l, distance(coll.space, v, q));
-                    kept += 1;
+    if !exact {
+        if let Some(graph) = st.graph.as_ref() {
+            let share = candidates as f64 / live as f64;
+            // below this share the dense walk scores mostly records it cannot return
+            let traversal = if share < SPARSE_BELOW {
+                Traversal::Sparse
+            } else {
+                Traversal::Dense
+            };
+            let accept = |slot: u32| {
+                vectors.is_current(slot)
+                    && allowed.is_none_or(|a| a.contains(vectors.arena.label(slot)))
+            };
+            let found = graph.search(q, k, ef_search, accept, traversal);
+            let reachable = candidates.min(graph.len());
+            if found.len() >= k.min(reachable) {
+                for hit in found {
+                    top.push(vectors.arena.label(hit.node), hit.dist);
                 }
-            }
-            if kept >= k || fetch >= graph_points || returned < fetch {
-                break;
-            }
-            top.clear();
-            if fetch >= MAX_GRAPH_FETCH {
-                // the filter rejects too much of what the graph offers: scan exactly
-                let indexed = st.live.range(..upto).filter(|l| !st.reindex.contains(*l));
-                for l in indexed.filter(|l| allowed.is_none_or(|a| a.contains(*l))) {
-                    if let Some(v) = vectors.get(l) {
-                        top.push(l, distance(coll.space, v, q));
+                // embeddings the indexer has not reached yet
+                for slot in st.unindexed_slots() {
+                    let label = vectors.arena.label(slot);
+                    if allowed.is_none_or(|a| a.contains(label)) {
+                        if let Some(v) = vectors.arena.vector(slot) {
+                            top.push(label, distance(coll.space, v, q));
+                        }
                     }
                 }
-                break;
+                return (top.into_sorted(), Strategy::Graph);
             }
-            fetch = (fetch * 4).min(graph_points);
+            // the filter cut the graph into pieces the walk could not reach: scan instead
         }
     }
-    // records the indexer has not reached yet
-    for l in &st.unindexed_labels() {
-        if allowed.is_none_or(|a| a.contains(l)) {
-            if let Some(v) = vectors.get(l) {
-                top.push(l, distance(coll.space, v, q));
-            }
+    let scan = |l: u32| {
+        if let Some(v) = vectors.get(l) {
+            top.push(l, distance(coll.space, v, q));
         }
+    };
+    match allowed {
+        Some(a) => a.iter().for_each(scan),
+        None => st.live.iter().for_each(scan),
     }
+    (top.into_sorted(), Strategy::Exact)
 }
 
 /// A bounded max-heap of (label, distance) keeping the k smallest distances.
@@ -605,9 +567,6 @@ impl TopK {
                 self.heap.push(Scored(d, label));
             }
         }
-    }
-    fn clear(&mut self) {
-        self.heap.clear();
     }
     fn into_sorted(self) -> Vec<(u32, f32)> {
         self.heap

@@ -753,12 +753,7 @@ pub fn check_graph_params(
     };
     within("ef_construction", 1, 100_000, ef_construction)?;
     within("ef_search", 1, 100_000, ef_search)?;
-    within(
-        "max_neighbors",
-        2,
-        super::graph::MAX_NEIGHBORS_LIMIT,
-        max_neighbors,
-    )
+    within("max_neighbors", 2, super::index::MAX_M, max_neighbors)
 }
 
 impl Schema {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 use rocksdb::WriteBatch;
 
-use super::collection::{Collection, VectorSet};
+use super::collection::{Collection, Vectors};
 use super::error::{StoreError, StoreResult};
 use super::filter::{Where, WhereDocument};
 use super::fsio::json_bytes;
@@ -36,8 +36,8 @@ pub struct WriteOutcome {
 /// What one record's write does to the serving state once the batch is durable.
 struct Change {
     label: u32,
-    /// The new embedding in search form and its generation, when the write gave one.
-    vector: Option<(u32, Vec<f32>)>,
+    /// The new embedding in search form, when the write gave one.
+    vector: Option<Vec<f32>>,
 }
 
 /// Checks a batch before anything is looked up or written.
@@ -265,8 +265,8 @@ impl Project {
                 uri: r.uri.or(old.uri),
                 metadata: merge_metadata(old_metadata.clone(), r.metadata, false),
             };
-            // A record keeps its label for life; a new embedding gets a new generation,
-            // because the graph cannot move a point: the old point becomes a tombstone.
+            // A record keeps its label for life; a new embedding takes a new arena slot,
+            // because the graph cannot move a point: the old slot becomes a tombstone.
             let label = match old_label {
                 Some(l) => l,
                 None => {
@@ -277,10 +277,6 @@ impl Project {
                     counters.count += 1;
                     l
                 }
-            };
-            let generation = match old_label {
-                Some(l) => coll.state.read().generation(l).wrapping_add(1),
-                None => 0,
             };
             if let (Some(ol), Some(md)) = (old_label, &old_metadata) {
                 for k in keys::mindex_entries(&id, ol, md) {
@@ -297,13 +293,13 @@ impl Project {
                 batch.put_cf(
                     cf_vectors,
                     keys::label_key(&id, label),
-                    keys::encode_vector(generation, e),
+                    keys::encode_vector(e),
                 );
             }
             batch.put_cf(cf_ids, keys::id_key(&id, &r.id), label.to_be_bytes());
             changes.push(Change {
                 label,
-                vector: r.embedding.map(|e| (generation, coll.search_vector(&e))),
+                vector: r.embedding.map(|e| coll.search_vector(&e)),
             });
         }
         // As in Chroma, the first embeddings written fix the dimension even when no record
@@ -411,10 +407,10 @@ impl Project {
             self.db.write(batch)?;
             let mut st = coll.state.write();
             st.live -= &labels;
-            st.reindex -= &labels;
-            for l in &labels {
-                st.generations.remove(&l);
+            if let Some(v) = st.vectors.as_mut() {
+                labels.iter().for_each(|l| v.remove(l));
             }
+            st.unsaved_writes += 1;
             drop(st);
             coll.note_write();
             self.indexer.schedule(&coll);
@@ -431,19 +427,12 @@ impl Project {
 fn apply_changes(coll: &Arc<Collection>, dim: Option<usize>, changes: Vec<Change>) {
     let mut st = coll.state.write();
     for Change { label, vector } in changes {
-        if let Some((generation, v)) = vector {
-            let set = st.vectors.get_or_insert_with(|| VectorSet {
-                dimension: dim.unwrap_or(v.len()),
-                data: Vec::new(),
-            });
-            set.set(label, &v);
-            if generation > 0 {
-                st.generations.insert(label, generation);
-            }
-            if label < st.indexed_upto {
-                st.reindex.insert(label);
-            }
+        if let Some(v) = vector {
+            st.vectors
+                .get_or_insert_with(|| Vectors::new(dim.unwrap_or(v.len())))
+                .set(label, &v);
         }
         st.live.insert(label);
     }
+    st.unsaved_writes += 1;
 }
