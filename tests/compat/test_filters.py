@@ -125,3 +125,51 @@ def test_query_with_array_filter_and_ids(coll):
     res = coll.query(query_embeddings=[[0.0, 0.0]], n_results=10, ids=["r1", "r2", "r4"],
                      where={"tags": {"$contains": "red"}}, include=[])
     assert res["ids"] == [["r1", "r4"]]
+
+
+# Chroma compares an int value with a float operand truncated towards zero, and an int
+# operand with float values as a float; `$contains` on a list wants the operand's own type.
+NUMBERS = [
+    ("i3", {"b": 3, "l": [3]}),
+    ("f3", {"b": 3.0, "l": [3.0]}),
+    ("i4", {"b": 4, "l": [4, 5]}),
+    ("fm", {"b": -3.5, "l": [-3.5]}),
+    ("im", {"b": -3, "l": [-3]}),
+]
+
+NUMBER_WHERE = [
+    ({"b": {"$gte": 3.449}}, ["i3", "i4"]),
+    ({"b": {"$gt": 3.449}}, ["i4"]),
+    ({"b": {"$eq": 3.5}}, ["i3"]),
+    ({"b": {"$ne": 3.5}}, ["f3", "fm", "i4", "im"]),
+    ({"b": {"$in": [3.5]}}, ["i3"]),
+    ({"b": {"$nin": [3.5, 4.2]}}, ["f3", "fm", "im"]),
+    ({"b": {"$lt": 3.9}}, ["f3", "fm", "im"]),
+    ({"b": {"$lte": -3.5}}, ["fm", "im"]),
+    ({"b": {"$lt": -3.5}}, []),
+    ({"b": {"$gt": -3.9}}, ["f3", "fm", "i3", "i4"]),
+    ({"b": {"$gte": -3.9}}, ["f3", "fm", "i3", "i4", "im"]),
+    ({"b": {"$gt": 3}}, ["i4"]),
+    ({"b": {"$eq": 3}}, ["f3", "i3"]),
+    ({"b": {"$eq": 3.0}}, ["f3", "i3"]),
+    ({"l": {"$contains": 3}}, ["i3"]),
+    ({"l": {"$contains": 3.0}}, ["f3"]),
+    ({"l": {"$not_contains": 3}}, ["f3", "fm", "i4", "im"]),
+    ({"l": {"$contains": -3.5}}, ["fm"]),
+]
+
+
+@pytest.fixture(scope="module")
+def numbers(module_client):
+    c = module_client.create_collection("numbers", embedding_function=None)
+    c.add(ids=[i for i, _ in NUMBERS], embeddings=[[1.0, 0.0]] * len(NUMBERS),
+          metadatas=[m for _, m in NUMBERS])
+    return c
+
+
+@pytest.mark.parametrize("where,expected", NUMBER_WHERE, ids=[str(w) for w, _ in NUMBER_WHERE])
+def test_ints_and_floats_compare_as_in_chroma(numbers, where, expected):
+    assert sorted(numbers.get(where=where, include=[])["ids"]) == expected
+    # delete and query filter through the same rules
+    res = numbers.query(query_embeddings=[[1.0, 0.0]], n_results=10, where=where, include=[])
+    assert sorted(res["ids"][0]) == expected

@@ -377,21 +377,50 @@ fn scalar_eq(a: &Scalar, b: &Scalar) -> bool {
     }
 }
 
-/// `None` unless both are numbers (or either is NaN).
-fn numeric_cmp(a: &Scalar, b: &Scalar) -> Option<Ordering> {
+/// A stored value against an operand; `None` unless both are numbers (or either is NaN).
+/// Chroma's rules: an int operand compares with float values as a float, and a float
+/// operand compares with int values truncated towards zero (`3 >= 3.4`, `$eq 3.5`
+/// matches 3).
+fn numeric_cmp(stored: &Scalar, operand: &Scalar) -> Option<Ordering> {
     // Int vs Int stays in i64 so large values are not rounded through f64.
-    match (a, b) {
+    match (stored, operand) {
         (Scalar::Int(x), Scalar::Int(y)) => Some(x.cmp(y)),
-        (Scalar::Int(x), Scalar::Float(y)) => (*x as f64).partial_cmp(y),
+        (Scalar::Int(x), Scalar::Float(y)) => {
+            if y.is_finite() {
+                Some(x.cmp(&(y.trunc() as i64)))
+            } else {
+                (*x as f64).partial_cmp(y)
+            }
+        }
         (Scalar::Float(x), Scalar::Int(y)) => x.partial_cmp(&(*y as f64)),
         (Scalar::Float(x), Scalar::Float(y)) => x.partial_cmp(y),
         _ => None,
     }
 }
 
+/// The integer a fractional float operand stands for when compared with int values.
+pub fn truncated_operand(operand: &Scalar) -> Option<i64> {
+    match operand {
+        Scalar::Float(f) if f.is_finite() && f.fract() != 0.0 => Some(f.trunc() as i64),
+        _ => None,
+    }
+}
+
+/// `$contains` on a list matches an element of the operand's own type only (`[1, 2]`
+/// contains 1, not 1.0), as in Chroma.
+pub fn same_typed(item: &Scalar, x: &Scalar) -> bool {
+    match (item, x) {
+        (Scalar::Int(a), Scalar::Int(b)) => a == b,
+        (Scalar::Float(a), Scalar::Float(b)) => a == b,
+        (Scalar::Str(a), Scalar::Str(b)) => a == b,
+        (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn list_contains(stored: Option<&MetaValue>, x: &Scalar) -> bool {
     match stored {
-        Some(MetaValue::List(items)) => items.iter().any(|item| scalar_eq(item, x)),
+        Some(MetaValue::List(items)) => items.iter().any(|item| same_typed(item, x)),
         _ => false,
     }
 }
@@ -548,13 +577,19 @@ mod tests {
     }
 
     #[test]
-    fn int_and_float_compare_numerically() {
-        let m = json!({"i": 5, "f": 5.0, "g": 5.5});
+    fn int_and_float_compare_as_in_chroma() {
+        let m = json!({"i": 5, "f": 5.0, "g": 5.5, "n": -5});
         assert!(hit(json!({"i": 5.0}), m.clone()));
         assert!(hit(json!({"f": 5}), m.clone()));
         assert!(!hit(json!({"i": {"$ne": 5.0}}), m.clone()));
         assert!(hit(json!({"g": {"$gt": 5}}), m.clone()));
-        assert!(hit(json!({"i": {"$lt": 5.5}}), m.clone()));
+        // a fractional operand meets an int value truncated towards zero
+        assert!(!hit(json!({"i": {"$lt": 5.5}}), m.clone()));
+        assert!(hit(json!({"i": {"$eq": 5.5}}), m.clone()));
+        assert!(hit(json!({"i": {"$gte": 5.9}}), m.clone()));
+        assert!(!hit(json!({"f": {"$gte": 5.9}}), m.clone()));
+        assert!(!hit(json!({"n": {"$gt": -5.5}}), m.clone()));
+        assert!(hit(json!({"n": {"$lte": -5.5}}), m.clone()));
         assert!(hit(json!({"i": {"$gte": 5.0}}), m.clone()));
         assert!(hit(json!({"f": {"$lte": 5}}), m.clone()));
         assert!(!hit(json!({"f": {"$lt": 5}}), m.clone()));
@@ -630,7 +665,9 @@ mod tests {
         assert!(!hit(json!({"tags": {"$contains": "c"}}), m.clone()));
         assert!(hit(json!({"tags": {"$not_contains": "c"}}), m.clone()));
         assert!(!hit(json!({"tags": {"$not_contains": "b"}}), m.clone()));
-        assert!(hit(json!({"nums": {"$contains": 2.0}}), m.clone()));
+        // an element must have the operand's own type
+        assert!(hit(json!({"nums": {"$contains": 2}}), m.clone()));
+        assert!(!hit(json!({"nums": {"$contains": 2.0}}), m.clone()));
         assert!(!hit(json!({"nums": {"$contains": "2"}}), m.clone()));
         // Scalars are not lists, even when the string contains the operand.
         assert!(!hit(json!({"s": {"$contains": "a"}}), m.clone()));

@@ -12,11 +12,11 @@ use super::collection::Collection;
 use super::counters;
 use super::distance::distance;
 use super::error::{StoreError, StoreResult};
-use super::filter::{MetaOp, Where, WhereDocument};
+use super::filter::{self, MetaOp, Where, WhereDocument};
 use super::index::Traversal;
 use super::keys::{self, StoredRecord};
 use super::project::{CollectionMeta, Project};
-use super::types::{Include, Record, Scalar};
+use super::types::{Include, MetaValue, Record, Scalar};
 
 /// Filtered queries whose candidates cost less than this many multiply-adds are answered
 /// by exact scan (perfect recall, ~2 ms at the limit); larger candidate sets use the graph.
@@ -187,6 +187,7 @@ impl Project {
                         self.scan_range(meta, key, v, |c| c != CmpOrdering::Greater)?
                     }
                 };
+                let positive = self.apply_number_rules(meta, key, op, positive)?;
                 if op.is_negative() {
                     live - positive
                 } else {
@@ -194,6 +195,94 @@ impl Project {
                 }
             }
         })
+    }
+
+    /// Corrects what the index answered where Chroma's numeric rules differ from a plain
+    /// numeric order (ints and floats share one encoding in the index): a fractional float
+    /// operand compares with int values truncated, so the ints equal to its truncation
+    /// go in or out by the operator alone; and `$contains` matches only elements of the
+    /// operand's type. Only the few records the index cannot tell apart are read.
+    fn apply_number_rules(
+        &self,
+        meta: &CollectionMeta,
+        key: &str,
+        op: &MetaOp,
+        mut positive: RoaringBitmap,
+    ) -> StoreResult<RoaringBitmap> {
+        let int_scalar =
+            |t: i64| move |v: &MetaValue| matches!(v, MetaValue::Scalar(Scalar::Int(x)) if *x == t);
+        match op {
+            MetaOp::Eq(v)
+            | MetaOp::Ne(v)
+            | MetaOp::Gt(v)
+            | MetaOp::Gte(v)
+            | MetaOp::Lt(v)
+            | MetaOp::Lte(v) => {
+                if let Some(t) = filter::truncated_operand(v) {
+                    let equal = self.scan_eq(meta, key, &Scalar::Int(t), false)?;
+                    let ints = self.labels_whose(meta, key, &equal, int_scalar(t))?;
+                    positive -= &ints;
+                    if matches!(
+                        op,
+                        MetaOp::Eq(_) | MetaOp::Ne(_) | MetaOp::Gte(_) | MetaOp::Lte(_)
+                    ) {
+                        positive |= ints;
+                    }
+                }
+            }
+            MetaOp::In(vs) | MetaOp::Nin(vs) => {
+                for t in vs.iter().filter_map(filter::truncated_operand) {
+                    let equal = self.scan_eq(meta, key, &Scalar::Int(t), false)?;
+                    positive |= self.labels_whose(meta, key, &equal, int_scalar(t))?;
+                }
+            }
+            MetaOp::Contains(x) | MetaOp::NotContains(x) => {
+                let ambiguous = match x {
+                    Scalar::Int(_) => true,
+                    Scalar::Float(f) => f.fract() == 0.0,
+                    _ => false,
+                };
+                if ambiguous && !positive.is_empty() {
+                    positive = self.labels_whose(meta, key, &positive, |v| {
+                        matches!(v, MetaValue::List(items) if items.iter().any(|i| filter::same_typed(i, x)))
+                    })?;
+                }
+            }
+        }
+        Ok(positive)
+    }
+
+    /// The labels among `labels` whose stored metadata `key` satisfies `pred`.
+    fn labels_whose(
+        &self,
+        meta: &CollectionMeta,
+        key: &str,
+        labels: &RoaringBitmap,
+        pred: impl Fn(&MetaValue) -> bool,
+    ) -> StoreResult<RoaringBitmap> {
+        let cf = self.cf(keys::CF_RECORDS)?;
+        let ks: Vec<[u8; 20]> = labels
+            .iter()
+            .map(|l| keys::label_key(&meta.id, l))
+            .collect();
+        let mut out = RoaringBitmap::new();
+        for (l, v) in labels
+            .iter()
+            .zip(self.db.multi_get_cf(ks.iter().map(|k| (cf, k))))
+        {
+            let Some(bytes) = v? else { continue };
+            let rec = StoredRecord::decode(&bytes)
+                .ok_or_else(|| StoreError::Corrupt("record value".into()))?;
+            if rec
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(key))
+                .is_some_and(&pred)
+            {
+                out.insert(l);
+            }
+        }
+        Ok(out)
     }
 
     /// Labels whose metadata `key` equals `v` (or, for lists, contains it).
