@@ -308,6 +308,13 @@ async fn figures_match_what_was_written_open_and_closed() {
     );
     assert!(stats["rssBytes"].as_u64().expect("rssBytes") > 0, "{stats}");
     assert!(stats["evictions"].is_u64(), "{stats}");
+    assert!(
+        stats["unindexedRecords"]
+            .as_u64()
+            .expect("unindexedRecords")
+            <= 47,
+        "{stats}"
+    );
 
     // closed projects report the figures saved when they closed, without being opened
     s.terminate().await;

@@ -568,6 +568,7 @@ async fn server_stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         "evictions": st.evictions,
         "idleCloses": st.idle_closes,
         "loadedMemoryBytes": st.loaded_memory_bytes,
+        "unindexedRecords": st.unindexed_records,
         "diskBytes": st.disk_bytes,
         "rssBytes": crate::process::resident_bytes(),
     })))

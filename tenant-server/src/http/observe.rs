@@ -43,6 +43,7 @@ struct StoreGauges {
     project_evictions: IntCounter,
     project_idle_closes: IntCounter,
     loaded_memory: IntGauge,
+    unindexed_records: IntGauge,
     records_written: IntCounter,
     records_deleted: IntCounter,
     queries: IntCounterVec,
@@ -122,6 +123,11 @@ impl Metrics {
                 "quiver_loaded_memory_bytes",
                 "Estimated memory of the collections loaded by open projects (vectors and graphs)",
             ),
+            unindexed_records: gauge(
+                &r,
+                "quiver_index_unindexed_records",
+                "Records of loaded collections written but not yet in their HNSW graph (queries find them by exact scan meanwhile)",
+            ),
             records_written: counter(
                 &r,
                 "quiver_records_written_total",
@@ -192,6 +198,7 @@ impl Metrics {
         s.projects_busy.set(f.busy_projects as i64);
         s.projects_paused.set(f.paused_projects as i64);
         s.loaded_memory.set(f.loaded_memory_bytes as i64);
+        s.unindexed_records.set(f.unindexed_records as i64);
         s.block_cache_usage.set(f.block_cache_usage_bytes as i64);
         s.block_cache_pinned.set(f.block_cache_pinned_bytes as i64);
         s.block_cache_capacity

@@ -78,6 +78,8 @@ pub struct LiveFigures {
     /// Projects being opened or closed right now.
     pub busy_projects: u64,
     pub loaded_memory_bytes: u64,
+    /// Records of loaded collections written but not yet in their graph.
+    pub unindexed_records: u64,
     pub paused_projects: u64,
     pub evictions: u64,
     pub idle_closes: u64,
@@ -103,6 +105,8 @@ pub struct ServerStats {
     pub idle_closes: u64,
     /// Estimated memory of the collections loaded by open projects.
     pub loaded_memory_bytes: u64,
+    /// Records of loaded collections written but not yet in their graph.
+    pub unindexed_records: u64,
     /// Size of everything under the workspace directory.
     pub disk_bytes: u64,
 }
@@ -242,6 +246,7 @@ impl Registry {
             max_open_projects: self.config.max_open_projects as u64,
             busy_projects: st.busy.len() as u64,
             loaded_memory_bytes: st.open.iter().map(|(_, p)| p.memory_bytes() as u64).sum(),
+            unindexed_records: st.open.iter().map(|(_, p)| p.unindexed_records()).sum(),
             paused_projects: self.gates.paused().len() as u64,
             evictions: self.evictions.load(Ordering::Relaxed),
             idle_closes: self.idle_closes.load(Ordering::Relaxed),
@@ -263,10 +268,11 @@ impl Registry {
                 fenced_projects += 1;
             }
         }
-        let (open_projects, loaded_memory_bytes) = {
+        let (open_projects, loaded_memory_bytes, unindexed_records) = {
             let st = self.state.lock();
             let memory: usize = st.open.iter().map(|(_, p)| p.memory_bytes()).sum();
-            (st.open.len(), memory)
+            let unindexed: u64 = st.open.iter().map(|(_, p)| p.unindexed_records()).sum();
+            (st.open.len(), memory, unindexed)
         };
         Ok(ServerStats {
             projects: dirs.len() as u64,
@@ -277,6 +283,7 @@ impl Registry {
             evictions: self.evictions.load(Ordering::Relaxed),
             idle_closes: self.idle_closes.load(Ordering::Relaxed),
             loaded_memory_bytes: loaded_memory_bytes as u64,
+            unindexed_records,
             disk_bytes: dir_size(self.layout.workspace()),
         })
     }

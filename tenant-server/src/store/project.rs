@@ -666,6 +666,12 @@ impl Project {
         self.loaded.lock().values().map(|c| c.memory()).sum()
     }
 
+    /// Records of the loaded collections not yet in their graph (the indexing lag).
+    pub fn unindexed_records(&self) -> u64 {
+        let loaded: Vec<Arc<Collection>> = self.loaded.lock().values().cloned().collect();
+        loaded.iter().map(|c| c.state.read().unindexed()).sum()
+    }
+
     pub fn stats(&self) -> StoreResult<ProjectStats> {
         let collections = self.catalog.read().collections.len() as u64;
         let bytes = dir_size(&self.root);

@@ -583,8 +583,12 @@ pub fn nearest(
             } else {
                 Traversal::Dense
             };
+            // slots at or above the watermark may be in the graph already (the indexer
+            // inserts before it moves the watermark) but are answered by the tail scan
+            let upto = st.indexed_upto;
             let accept = |slot: u32| {
-                vectors.is_current(slot)
+                slot < upto
+                    && vectors.is_current(slot)
                     && allowed.is_none_or(|a| a.contains(vectors.arena.label(slot)))
             };
             let found = graph.search(q, k, ef_search, accept, traversal);

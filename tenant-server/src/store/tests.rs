@@ -335,7 +335,13 @@ fn graph_survives_reopen_and_deletes_trigger_rebuild() {
             (0..n).map(|i| record(i, &mut rng, dim)).collect(),
         )
         .unwrap();
+        // the lag is what the graph does not hold yet, and the project's figure sums it
+        let (indexed, unindexed) = p.indexing_progress(&meta).unwrap();
+        assert_eq!(indexed + unindexed, n as u64);
+        assert!(p.unindexed_records() <= unindexed);
         wait_indexed(&p, &meta.id);
+        assert_eq!(p.indexing_progress(&meta).unwrap(), (n as u64, 0));
+        assert_eq!(p.unindexed_records(), 0);
         drop(p);
         reg.close_all();
     }
@@ -677,4 +683,48 @@ fn query_with_missing_ids_fails_only_when_chroma_does() {
     assert!(query(&never_written, &["nope"], None, fail)
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn queries_while_the_indexer_inserts_return_each_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let p = reg.project(&pn("racing")).unwrap();
+    let meta = new_collection(&p, "c1", Space::L2);
+    let dim = 8;
+    let mut rng = Lcg(11);
+    let mut written = 0;
+    let mut checked = 0;
+    // write in waves so the indexer is busy while the queries run
+    for wave in 0..6 {
+        let recs: Vec<RecordInput> = (wave * 2000..(wave + 1) * 2000)
+            .map(|i| record(i, &mut rng, dim))
+            .collect();
+        p.write(&meta, WriteMode::Add, recs).unwrap();
+        written += 2000;
+        for i in 0..30 {
+            let q = vec![vec![(i % 7) as f32 * 0.1; dim]];
+            let req = QueryRequest {
+                embeddings: &q,
+                n_results: 20,
+                ids: None,
+                where_: None,
+                where_document: None,
+                include: Include::default(),
+                missing_ids: MissingIds::Skip,
+            };
+            let hits = p.query(&meta, &req).unwrap().0.remove(0);
+            assert_eq!(hits.len(), 20);
+            let ids: std::collections::HashSet<&str> =
+                hits.iter().map(|h| h.record.id.as_str()).collect();
+            assert_eq!(ids.len(), hits.len(), "a record came back twice");
+            for w in hits.windows(2) {
+                assert!(w[0].distance <= w[1].distance);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 180);
+    wait_indexed(&p, &meta.id);
+    assert_eq!(p.indexing_progress(&meta).unwrap(), (written, 0));
 }
