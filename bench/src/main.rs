@@ -13,6 +13,7 @@
 
 mod backend;
 use quiver_testkit::vectors as data;
+mod index;
 mod phases;
 mod report;
 mod server;
@@ -59,6 +60,10 @@ enum Mode {
     /// writes to it through a spawned router; move time, write pause, client-visible
     /// errors (needs --spawn and --spawn-router).
     Move,
+    /// The vector index alone, in process (no server): build throughput, memory and a
+    /// recall/QPS curve over --ef-sweep, beside hnswlib at the same settings on the same
+    /// data when --hnswlib-python is given.
+    Index,
 }
 
 /// Benchmark a Quiver tenant server over its HTTP API.
@@ -243,14 +248,63 @@ struct Args {
     #[arg(long, default_value_t = 600)]
     request_timeout_secs: u64,
 
+    /// Index mode: the distance of the index (l2, cosine or ip).
+    #[arg(long, default_value = "cosine", value_parser = parse_space)]
+    space: quiver_tenant_server::store::types::Space,
+
+    /// Index mode: the ef_search values of the recall/QPS curve.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,50,100,200")]
+    ef_sweep: Vec<usize>,
+
+    /// Index mode: a Python with hnswlib and numpy, to run the hnswlib reference
+    /// (`scripts/bench_hnswlib.py`) on the same data.
+    #[arg(long, value_name = "PATH")]
+    hnswlib_python: Option<PathBuf>,
+
+    /// Index mode: write the curve as CSV here (for scripts/plot_index_curve.py).
+    #[arg(long, value_name = "PATH")]
+    curve_out: Option<PathBuf>,
+
+    /// Index mode: also measure the whole store in process (real RocksDB, the indexer):
+    /// time from the first add to fully indexed, then recall and QPS after 30% of the
+    /// records are re-embedded and 10% deleted, against a fresh build (at --ef-search).
+    #[arg(long)]
+    churn: bool,
+
     /// Seconds to wait for a spawned server's heartbeat.
     #[arg(long, default_value_t = 120)]
     startup_timeout_secs: u64,
 }
 
+fn parse_space(s: &str) -> Result<quiver_tenant_server::store::types::Space, String> {
+    quiver_tenant_server::store::types::Space::parse(s)
+        .ok_or_else(|| format!("unknown space {s:?}: l2, cosine or ip"))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     validate(&args)?;
+    if args.mode == Mode::Index {
+        return index::run(&index::IndexRun {
+            n: args.n,
+            dim: args.dim,
+            clusters: args.clusters,
+            sigma: args.sigma,
+            seed: args.seed,
+            queries: args.queries,
+            space: args.space,
+            m: args
+                .max_neighbors
+                .unwrap_or(backend::v2::DEFAULT_MAX_NEIGHBORS),
+            ef_construction: args
+                .ef_construction
+                .unwrap_or(backend::v2::DEFAULT_EF_CONSTRUCTION),
+            ef_sweep: args.ef_sweep.clone(),
+            hnswlib_python: args.hnswlib_python.clone(),
+            curve_out: args.curve_out.clone(),
+            churn_ef_search: args.churn.then_some(args.ef_search),
+        });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -282,6 +336,8 @@ async fn run(args: Args) -> Result<()> {
             let outcome = match bench.args.mode {
                 Mode::Router => phases::router::run(&mut bench).await,
                 Mode::Move => phases::moves::run(&mut bench).await,
+                // answered in process by `main`, before any server is opened
+                Mode::Index => Err(anyhow::anyhow!("--mode index needs no server")),
                 Mode::Single | Mode::Projects | Mode::All => {
                     let projects = bench.args.projects;
                     phases::standard(&mut bench, projects).await
@@ -351,6 +407,17 @@ fn validate(args: &Args) -> Result<()> {
     for (name, v) in positive {
         if v == 0 {
             bail!("{name} must be positive");
+        }
+    }
+    if args.mode == Mode::Index {
+        if args.v2_target().is_some() || args.spawn.is_some() {
+            bail!("--mode index runs in process: drop --compare/--target/--spawn");
+        }
+        if args.ef_sweep.is_empty() || args.ef_sweep.contains(&0) {
+            bail!("--ef-sweep needs positive values");
+        }
+        if args.queries == 0 || args.n == 0 {
+            bail!("--mode index needs --n and --queries positive");
         }
     }
     if args.mode == Mode::Move && (args.spawn.is_none() || args.spawn_router.is_none()) {

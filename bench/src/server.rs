@@ -16,6 +16,11 @@ use quiver_testkit::process::{log_tail_lines, try_free_port, NotReady, Proc, Sto
 pub struct SpawnedServer {
     proc_: Proc,
     url: String,
+    /// The command line, to start the server again on the same data and port.
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
+    starts: usize,
     // Kept so that the workspace lives as long as the server; removed on drop.
     _dir: tempfile::TempDir,
 }
@@ -68,16 +73,41 @@ impl SpawnedServer {
         port: u16,
         dir: tempfile::TempDir,
     ) -> anyhow::Result<Self> {
-        let log_path = dir.path().join("server.log");
-        let mut proc_ = Proc::spawn(binary.display().to_string(), cmd, &log_path)
-            .with_context(|| format!("starting {}", binary.display()))?;
-        // the bench reports a failed start itself (with the tail), and does not panic
-        proc_.set_tail_on_panic(false);
+        let program = cmd.get_program().to_owned();
+        let args = cmd.get_args().map(|a| a.to_owned()).collect();
+        let envs = cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+            .collect();
+        let proc_ = spawn_logged(cmd, binary, &dir.path().join("server.log"))?;
         Ok(SpawnedServer {
             proc_,
             url: format!("http://127.0.0.1:{port}"),
+            program,
+            args,
+            envs,
+            starts: 1,
             _dir: dir,
         })
+    }
+
+    /// Stops the server (SIGTERM, so that it shuts down as it would in production) and
+    /// starts it again with the same command line: same data, same port. Returns how the
+    /// old process ended.
+    pub fn restart(&mut self, grace: Duration) -> anyhow::Result<String> {
+        let ended = self.stop(grace);
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        for (k, v) in &self.envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        self.starts += 1;
+        let log = self._dir.path().join(format!("server-{}.log", self.starts));
+        self.proc_ = spawn_logged(cmd, Path::new(&self.program), &log)?;
+        Ok(ended)
     }
 
     /// The server's base URL.
@@ -148,6 +178,14 @@ impl Drop for SpawnedServer {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
+}
+
+fn spawn_logged(cmd: Command, binary: &Path, log: &Path) -> anyhow::Result<Proc> {
+    let mut proc_ = Proc::spawn(binary.display().to_string(), cmd, log)
+        .with_context(|| format!("starting {}", binary.display()))?;
+    // the bench reports a failed start itself (with the tail), and does not panic
+    proc_.set_tail_on_panic(false);
+    Ok(proc_)
 }
 
 /// `binary --host 127.0.0.1 --port P`.

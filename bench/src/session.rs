@@ -150,6 +150,37 @@ impl<B: Backend> Bench<B> {
         Ok(self.sides.len() - 1)
     }
 
+    /// Restarts side `side` if the bench spawned it (same data and port) and waits for its
+    /// heartbeat; returns the time from the new process's start until it answered, or
+    /// `None` for a server the bench only reaches.
+    pub async fn restart(&mut self, side: usize) -> Result<Option<Duration>> {
+        let name = self.report.sides[side].name;
+        let timeout = Duration::from_secs(self.args.startup_timeout_secs);
+        let Side { backend, spawned } = &mut self.sides[side];
+        let Some(s) = spawned.as_mut() else {
+            return Ok(None);
+        };
+        let ended = s
+            .restart(Duration::from_secs(60))
+            .with_context(|| format!("restarting {name}"))?;
+        println!("# {name} {ended}; started again as pid {}", s.pid());
+        self.report.sides[side].pid = Some(s.pid());
+        // the old connections died with the old process
+        *backend = backend.fresh()?;
+        let probe = backend.clone();
+        let ready = s
+            .wait_until(
+                || {
+                    let probe = probe.clone();
+                    async move { probe.heartbeat().await.is_ok() }
+                },
+                timeout,
+            )
+            .await
+            .with_context(|| format!("restarting {name}"))?;
+        Ok(Some(ready))
+    }
+
     /// `n` handles of side `side`, each with its own connections.
     pub fn clients(&self, side: usize, n: usize) -> Result<Vec<B>> {
         (0..n).map(|_| self.sides[side].backend.fresh()).collect()

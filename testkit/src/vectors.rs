@@ -66,6 +66,37 @@ pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Negated inner product: smaller is nearer, as with a distance.
+#[inline(always)]
+pub fn neg_dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; 32];
+    let ca = a.chunks_exact(32);
+    let cb = b.chunks_exact(32);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        let x: &[f32; 32] = x.try_into().expect("chunk of 32");
+        let y: &[f32; 32] = y.try_into().expect("chunk of 32");
+        for j in 0..32 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    -s
+}
+
+/// What "nearest" means for exact search. Cosine is [`Metric::L2`] over unit vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Largest inner product first.
+    InnerProduct,
+}
+
 /// The `k` smallest (distance, index) pairs seen so far, sorted ascending.
 struct TopK {
     k: usize,
@@ -102,7 +133,8 @@ impl TopK {
 const QUERY_BLOCK: usize = 16;
 
 #[inline(always)]
-fn knn_block_impl(
+fn knn_block_impl<D: Fn(&[f32], &[f32]) -> f32>(
+    dist: D,
     data: &[f32],
     dim: usize,
     candidates: Option<&[u32]>,
@@ -116,7 +148,7 @@ fn knn_block_impl(
         let mut tops: Vec<TopK> = qs.iter().map(|_| TopK::new(k)).collect();
         let mut visit = |i: u32, v: &[f32]| {
             for (q, top) in qs.iter().zip(tops.iter_mut()) {
-                top.push(l2sq(q, v), i);
+                top.push(dist(q, v), i);
             }
         };
         match candidates {
@@ -140,16 +172,21 @@ fn knn_block_impl(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn knn_block_avx2(
+    metric: Metric,
     data: &[f32],
     dim: usize,
     candidates: Option<&[u32]>,
     queries: &[f32],
     k: usize,
 ) -> Vec<Vec<u32>> {
-    knn_block_impl(data, dim, candidates, queries, k)
+    match metric {
+        Metric::L2 => knn_block_impl(l2sq, data, dim, candidates, queries, k),
+        Metric::InnerProduct => knn_block_impl(neg_dot, data, dim, candidates, queries, k),
+    }
 }
 
 fn knn_block(
+    metric: Metric,
     data: &[f32],
     dim: usize,
     candidates: Option<&[u32]>,
@@ -159,15 +196,30 @@ fn knn_block(
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { knn_block_avx2(data, dim, candidates, queries, k) };
+        return unsafe { knn_block_avx2(metric, data, dim, candidates, queries, k) };
     }
-    knn_block_impl(data, dim, candidates, queries, k)
+    match metric {
+        Metric::L2 => knn_block_impl(l2sq, data, dim, candidates, queries, k),
+        Metric::InnerProduct => knn_block_impl(neg_dot, data, dim, candidates, queries, k),
+    }
 }
 
 /// Exact k nearest neighbours (squared L2) of each query among `data` (flat, `dim` per
 /// row), or among the rows listed in `candidates`. Returns row indices, nearest first.
 /// Runs on all available cores.
 pub fn exact_knn(
+    data: &[f32],
+    dim: usize,
+    candidates: Option<&[u32]>,
+    queries: &[f32],
+    k: usize,
+) -> Vec<Vec<u32>> {
+    exact_knn_by(Metric::L2, data, dim, candidates, queries, k)
+}
+
+/// [`exact_knn`] by `metric`.
+pub fn exact_knn_by(
+    metric: Metric,
     data: &[f32],
     dim: usize,
     candidates: Option<&[u32]>,
@@ -187,7 +239,7 @@ pub fn exact_knn(
     std::thread::scope(|s| {
         let handles: Vec<_> = queries
             .chunks(per_thread * dim)
-            .map(|chunk| s.spawn(move || knn_block(data, dim, candidates, chunk, k)))
+            .map(|chunk| s.spawn(move || knn_block(metric, data, dim, candidates, chunk, k)))
             .collect();
         handles
             .into_iter()
@@ -239,6 +291,29 @@ mod tests {
                 assert_eq!(got[qi], naive(&data, dim, &all, q, 10), "dim {dim} q {qi}");
                 assert_eq!(got_f[qi], naive(&data, dim, &some, q, 10));
             }
+        }
+    }
+
+    #[test]
+    fn inner_product_ranks_by_largest_dot() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let dim = 40;
+        let data = Mixture::new(dim, 4, 0.5, &mut rng)
+            .unwrap()
+            .sample(300, &mut rng);
+        let queries = Mixture::new(dim, 4, 0.5, &mut rng)
+            .unwrap()
+            .sample(9, &mut rng);
+        let got = exact_knn_by(Metric::InnerProduct, &data, dim, None, &queries, 5);
+        for (qi, q) in queries.chunks_exact(dim).enumerate() {
+            let mut all: Vec<(f32, u32)> = data
+                .chunks_exact(dim)
+                .enumerate()
+                .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum(), i as u32))
+                .collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let want: Vec<u32> = all[..5].iter().map(|p| p.1).collect();
+            assert_eq!(got[qi], want, "query {qi}");
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`ingest`]: adds at 1 and N clients, then the wait until everything is indexed;
 //! - [`query`]: query latency and throughput at 1 and N clients, unfiltered and
 //!   filtered, with recall@10 against exact search;
+//! - [`restart`]: each spawned server stopped and started again on its data, and its
+//!   first queries timed (cold open);
 //! - [`lookup`]: get by ids and count, at 1 and N clients;
 //! - [`tenants`]: many small scopes (projects or tenants): create, query, remove;
 //! - [`router`] and [`moves`]: the router-overhead and project-move modes, which need
@@ -16,6 +18,7 @@ pub mod ingest;
 pub mod lookup;
 pub mod moves;
 pub mod query;
+pub mod restart;
 pub mod router;
 pub mod tenants;
 
@@ -96,6 +99,15 @@ async fn single_collection<B: Backend>(bench: &mut Bench<B>) -> Result<()> {
         }
     }
     bench.report.record_rss("after queries");
+
+    if let (Some(case), Some(truth)) = (cases.first(), truths.first()) {
+        if case.filter.is_none() {
+            for (side, coll) in a.iter().enumerate() {
+                restart::run(bench, side, coll, &queries, truth).await?;
+            }
+            bench.report.record_rss("after the restart");
+        }
+    }
 
     let id_batches = Arc::new(get_id_batches(&bench.args));
     for clients in clients {

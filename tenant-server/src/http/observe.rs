@@ -47,6 +47,7 @@ struct StoreGauges {
     records_written: IntCounter,
     records_deleted: IntCounter,
     queries: IntCounterVec,
+    collection_loads: IntCounterVec,
     points_indexed: IntCounter,
     index_rebuilds: IntCounter,
     block_cache_usage: IntGauge,
@@ -93,6 +94,16 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(queries.clone()))
             .expect("unique metric");
+        let collection_loads = IntCounterVec::new(
+            Opts::new(
+                "quiver_collection_loads_total",
+                "Collections loaded into memory, by source: their index files alone, or the files checked against RocksDB (or rebuilt from it)",
+            ),
+            &["from"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(collection_loads.clone()))
+            .expect("unique metric");
         let store = StoreGauges {
             projects_open: gauge(&r, "quiver_projects_open", "Projects open now"),
             projects_open_max: gauge(&r, "quiver_projects_open_max", "Bound on open projects"),
@@ -135,6 +146,7 @@ impl Metrics {
             ),
             records_deleted: counter(&r, "quiver_records_deleted_total", "Records deleted"),
             queries,
+            collection_loads,
             points_indexed: counter(
                 &r,
                 "quiver_hnsw_points_indexed_total",
@@ -227,6 +239,14 @@ impl Metrics {
         catch_up(
             &s.queries.with_label_values(&["hnsw"]),
             counters::get(&counters::QUERIES_GRAPH),
+        );
+        catch_up(
+            &s.collection_loads.with_label_values(&["files"]),
+            counters::get(&counters::LOADS_FROM_FILES),
+        );
+        catch_up(
+            &s.collection_loads.with_label_values(&["rocksdb"]),
+            counters::get(&counters::LOADS_FROM_ROCKSDB),
         );
         // the project count is cheap (one directory listing): always current
         if let Ok(n) = store.project_count() {

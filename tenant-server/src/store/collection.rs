@@ -137,6 +137,8 @@ pub struct ServingState {
     pub unsaved_points: usize,
     /// Writes applied since the index was last written to disk.
     pub unsaved_writes: u64,
+    /// The collection's write version (`Counters::version`) this state reflects.
+    pub version: u64,
 }
 
 impl ServingState {
@@ -183,6 +185,8 @@ pub struct Collection {
     /// Held while the graph is being changed or written, so closing waits for the indexer.
     pub index_work: Mutex<()>,
     pub memory_bytes: AtomicUsize,
+    /// Whether the collection was loaded from its index files alone (no RocksDB scan).
+    pub loaded_from_files: bool,
 }
 
 impl Collection {
@@ -200,6 +204,7 @@ impl Collection {
             index_queued: AtomicBool::new(false),
             index_work: Mutex::new(()),
             memory_bytes: AtomicUsize::new(0),
+            loaded_from_files: false,
         };
         c.refresh_memory();
         c

@@ -11,6 +11,8 @@ pub static POINTS_INDEXED: AtomicU64 = AtomicU64::new(0);
 pub static QUERIES_EXACT: AtomicU64 = AtomicU64::new(0);
 pub static QUERIES_GRAPH: AtomicU64 = AtomicU64::new(0);
 pub static RECORDS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+pub static LOADS_FROM_FILES: AtomicU64 = AtomicU64::new(0);
+pub static LOADS_FROM_ROCKSDB: AtomicU64 = AtomicU64::new(0);
 pub static RECORDS_DELETED: AtomicU64 = AtomicU64::new(0);
 
 pub fn add(counter: &AtomicU64, n: u64) {

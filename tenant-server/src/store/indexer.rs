@@ -78,6 +78,7 @@ impl Indexer {
 /// Indexes every slot at or above the watermark, compacting first when dead slots pile up.
 pub fn catch_up(c: &Collection) {
     let _work = c.index_work.lock();
+    let mut inserted = false;
     loop {
         if c.dropped.load(Ordering::SeqCst) {
             return;
@@ -106,6 +107,13 @@ pub fn catch_up(c: &Collection) {
         }
         if !insert_next_batch(c) {
             break;
+        }
+        inserted = true;
+    }
+    if inserted {
+        let graph = c.state.read().graph.clone();
+        if let Some(g) = graph {
+            g.link_unreachable();
         }
     }
     let should_save = {
@@ -181,6 +189,7 @@ fn compact(c: &Collection) {
         }
         graph.insert_batch(chunk);
     }
+    graph.link_unreachable();
     let mut st = c.state.write();
     let Some(current) = st.vectors.as_ref() else {
         return;
@@ -221,7 +230,8 @@ pub(super) fn save_locked(c: &Collection) {
     if c.dropped.load(Ordering::SeqCst) {
         return;
     }
-    let (graph, slots, upto, writes) = {
+    // one moment's state: every slot pushed so far and the labels live with them
+    let (graph, slots, upto, writes, version, live) = {
         let st = c.state.read();
         match (st.graph.as_ref(), st.vectors.as_ref()) {
             (Some(g), Some(v)) => (
@@ -229,11 +239,24 @@ pub(super) fn save_locked(c: &Collection) {
                 v.arena.len(),
                 st.indexed_upto,
                 st.unsaved_writes,
+                st.version,
+                st.live.clone(),
             ),
             _ => return,
         }
     };
-    match persist::save(&c.index_dir, graph.arena(), slots, &graph, upto) {
+    let snapshot = persist::Snapshot {
+        version,
+        live: &live,
+    };
+    match persist::save(
+        &c.index_dir,
+        graph.arena(),
+        slots,
+        &graph,
+        upto,
+        Some(snapshot),
+    ) {
         Ok(()) => {
             let mut st = c.state.write();
             st.unsaved_points = 0;

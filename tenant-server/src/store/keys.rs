@@ -76,19 +76,33 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 pub struct Counters {
     pub next_label: u32,
     pub count: u64,
+    /// Write batches that changed the collection's vectors or records so far. The saved
+    /// index records the version it reflects, so that a reopen whose counters show the
+    /// same version can serve from the files without reading RocksDB.
+    pub version: u64,
 }
 
 impl Counters {
-    pub fn encode(&self) -> [u8; 12] {
-        let mut b = [0u8; 12];
+    pub fn encode(&self) -> [u8; 20] {
+        let mut b = [0u8; 20];
         b[..4].copy_from_slice(&self.next_label.to_le_bytes());
-        b[4..].copy_from_slice(&self.count.to_le_bytes());
+        b[4..12].copy_from_slice(&self.count.to_le_bytes());
+        b[12..].copy_from_slice(&self.version.to_le_bytes());
         b
     }
+
+    /// Reads both forms: the 12-byte one of stores written before versions (version 0,
+    /// which no saved index claims) and the 20-byte one.
     pub fn decode(b: &[u8]) -> Option<Counters> {
+        let version = match b.len() {
+            12 => 0,
+            20 => u64::from_le_bytes(b.get(12..20)?.try_into().ok()?),
+            _ => return None,
+        };
         Some(Counters {
             next_label: u32::from_le_bytes(b.get(..4)?.try_into().ok()?),
             count: u64::from_le_bytes(b.get(4..12)?.try_into().ok()?),
+            version,
         })
     }
 }

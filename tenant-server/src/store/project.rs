@@ -539,15 +539,25 @@ impl Project {
         let saved = meta
             .dimension
             .and_then(|d| index::persist::load(&index_dir, params, d));
+        let saved = match saved.map(|s| state_from_files(s, &counters)) {
+            Some(Ok(state)) => {
+                tracing::debug!(
+                    collection = %meta.id,
+                    records = state.live.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "collection served from its index files"
+                );
+                super::counters::add(&super::counters::LOADS_FROM_FILES, 1);
+                let mut c = Collection::new(meta.id, meta.hnsw.clone(), index_dir, state);
+                c.loaded_from_files = true;
+                return Ok(c);
+            }
+            Some(Err(s)) => Some(*s),
+            None => None,
+        };
         let (mut vectors, graph, indexed_upto, mut saved_slot) = match saved {
             Some(s) => {
-                // the last slot of each label holds its newest saved embedding
-                let mut last = vec![NO_SLOT; counters.next_label as usize];
-                for slot in 0..s.arena.len() {
-                    if let Some(l) = last.get_mut(s.arena.label(slot) as usize) {
-                        *l = slot;
-                    }
-                }
+                let last = last_slots(&s.arena, counters.next_label);
                 let upto = s.manifest.indexed_upto;
                 (
                     Some(Vectors::over(Arc::clone(&s.arena))),
@@ -604,6 +614,7 @@ impl Project {
             }
             live.insert(label);
         }
+        super::counters::add(&super::counters::LOADS_FROM_ROCKSDB, 1);
         tracing::debug!(
             collection = %meta.id,
             records = live.len(),
@@ -623,6 +634,7 @@ impl Project {
                 indexed_upto,
                 unsaved_points: 0,
                 unsaved_writes: new_slots,
+                version: counters.version,
             },
         ))
     }
@@ -751,4 +763,54 @@ pub fn check_collection_metadata(md: &Map<String, Value>) -> Result<(), String> 
 /// Bitwise equality of two vectors (a saved slot is reused only for the very same floats).
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The slot of each label's newest embedding in `arena` (`NO_SLOT` for labels it lacks):
+/// a new embedding always takes a new slot, so that is the last slot with the label.
+fn last_slots(arena: &index::Arena, next_label: u32) -> Vec<u32> {
+    let mut last = vec![NO_SLOT; next_label as usize];
+    for slot in 0..arena.len() {
+        if let Some(l) = last.get_mut(arena.label(slot) as usize) {
+            *l = slot;
+        }
+    }
+    last
+}
+
+/// The serving state straight from the saved files, without reading a record, when they
+/// reflect exactly the write version RocksDB holds (nothing was written since they were
+/// saved) and hold the live set of that version. Otherwise the files go back to the
+/// caller, to be checked against RocksDB record by record.
+fn state_from_files(
+    saved: index::persist::Loaded,
+    counters: &Counters,
+) -> Result<ServingState, Box<index::persist::Loaded>> {
+    let usable = counters.version > 0
+        && saved.manifest.version == Some(counters.version)
+        && saved
+            .live
+            .as_ref()
+            .is_some_and(|live| live.len() == counters.count);
+    let Some(live) = saved.live.as_ref().filter(|_| usable) else {
+        return Err(Box::new(saved));
+    };
+    let last = last_slots(&saved.arena, counters.next_label);
+    let mut vectors = Vectors::over(Arc::clone(&saved.arena));
+    for label in live {
+        match last.get(label as usize) {
+            Some(&slot) if slot != NO_SLOT => vectors.adopt(label, slot),
+            _ => return Err(Box::new(saved)),
+        }
+    }
+    let live = live.clone();
+    let indexed_upto = saved.manifest.indexed_upto;
+    Ok(ServingState {
+        live,
+        vectors: Some(vectors),
+        graph: Some(Arc::new(saved.graph)),
+        indexed_upto,
+        unsaved_points: 0,
+        unsaved_writes: 0,
+        version: counters.version,
+    })
 }

@@ -728,3 +728,99 @@ fn queries_while_the_indexer_inserts_return_each_record_once() {
     wait_indexed(&p, &meta.id);
     assert_eq!(p.indexing_progress(&meta).unwrap(), (written, 0));
 }
+
+/// Every live label with its current embedding (search form), as the collection serves.
+fn served(coll: &super::collection::Collection) -> std::collections::BTreeMap<u32, Vec<f32>> {
+    let st = coll.state.read();
+    let vectors = st.vectors.as_ref().expect("vectors");
+    st.live
+        .iter()
+        .map(|l| (l, vectors.get(l).expect("live label has a vector").to_vec()))
+        .collect()
+}
+
+#[test]
+fn a_reopen_serves_from_the_index_files_unless_rocksdb_moved_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let index_of = |id: &Uuid| {
+        dir.path()
+            .join("reopen/knowledge-graph/index")
+            .join(id.to_string())
+    };
+    let meta;
+    {
+        let reg = registry(dir.path());
+        let p = reg.project(&pn("reopen")).unwrap();
+        meta = new_collection(&p, "c1", Space::Cosine);
+        let mut rng = Lcg(5);
+        p.write(
+            &meta,
+            WriteMode::Add,
+            (0..1000).map(|i| record(i, &mut rng, dim)).collect(),
+        )
+        .unwrap();
+        wait_indexed(&p, &meta.id);
+        drop(p);
+        reg.close_all();
+    }
+    let stale = dir.path().join("stale-index");
+    super::fsio::copy_dir(&index_of(&meta.id), &stale).unwrap();
+    let want = {
+        let reg = registry(dir.path());
+        let p = reg.project(&pn("reopen")).unwrap();
+        // as a request would: the catalog entry knows the dimension the first add fixed
+        let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+        let coll = p.collection(&meta).unwrap();
+        assert!(coll.loaded_from_files, "nothing was written since the save");
+        assert_eq!(served(&coll).len(), 1000);
+        // new embeddings for some, deletes, and new records: RocksDB moves on
+        let mut rng = Lcg(77);
+        p.write(
+            &meta,
+            WriteMode::Upsert,
+            (0..100).map(|i| record(i * 7, &mut rng, dim)).collect(),
+        )
+        .unwrap();
+        let del: Vec<String> = (0..50).map(|i| format!("id-{}", i * 11 + 1)).collect();
+        p.delete_records(&meta, Some(&del), None, None, None)
+            .unwrap();
+        p.write(
+            &meta,
+            WriteMode::Add,
+            (1000..1030).map(|i| record(i, &mut rng, dim)).collect(),
+        )
+        .unwrap();
+        wait_indexed(&p, &meta.id);
+        let want = served(&coll);
+        assert_eq!(want.len(), 980);
+        drop(coll);
+        drop(p);
+        reg.close_all();
+        want
+    };
+    {
+        // saved again on close: the files are current once more
+        let reg = registry(dir.path());
+        let p = reg.project(&pn("reopen")).unwrap();
+        let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+        let coll = p.collection(&meta).unwrap();
+        assert!(coll.loaded_from_files);
+        assert_eq!(served(&coll), want);
+        assert_eq!(coll.state.read().unindexed(), 0);
+        drop(coll);
+        drop(p);
+        reg.close_all();
+    }
+    // files older than RocksDB are checked record by record, and the state is the same
+    std::fs::remove_dir_all(index_of(&meta.id)).unwrap();
+    super::fsio::copy_dir(&stale, &index_of(&meta.id)).unwrap();
+    let reg = registry(dir.path());
+    let p = reg.project(&pn("reopen")).unwrap();
+    let meta = p.collection_meta(DEFAULT_DATABASE, "c1").unwrap();
+    let coll = p.collection(&meta).unwrap();
+    assert!(!coll.loaded_from_files, "the files predate three writes");
+    assert_eq!(served(&coll), want);
+    wait_indexed(&p, &meta.id);
+    assert_eq!(served(&coll), want);
+}

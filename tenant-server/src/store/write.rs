@@ -318,6 +318,9 @@ impl Project {
             batch.put(keys::collection_key(&id), json_bytes(&m));
             catalog_change = Some((guard, m));
         }
+        if !changes.is_empty() {
+            counters.version += 1;
+        }
         batch.put(keys::counters_key(&id), counters.encode());
         let payload = batch.size_in_bytes() as u64;
         if !changes.is_empty() || catalog_change.is_some() {
@@ -331,7 +334,7 @@ impl Project {
             self.replace_catalog_entry(m);
         }
         let applied = changes.len();
-        apply_changes(&coll, new_dim, changes);
+        apply_changes(&coll, new_dim, changes, counters.version);
         coll.note_write();
         if applied > 0 {
             self.indexer.schedule(&coll);
@@ -403,6 +406,7 @@ impl Project {
         }
         counters.count = counters.count.saturating_sub(deleted);
         if deleted > 0 {
+            counters.version += 1;
             batch.put(keys::counters_key(&id), counters.encode());
             self.db.write(batch)?;
             let mut st = coll.state.write();
@@ -411,6 +415,7 @@ impl Project {
                 labels.iter().for_each(|l| v.remove(l));
             }
             st.unsaved_writes += 1;
+            st.version = counters.version;
             drop(st);
             coll.note_write();
             self.indexer.schedule(&coll);
@@ -424,8 +429,9 @@ impl Project {
     }
 }
 
-fn apply_changes(coll: &Arc<Collection>, dim: Option<usize>, changes: Vec<Change>) {
+fn apply_changes(coll: &Arc<Collection>, dim: Option<usize>, changes: Vec<Change>, version: u64) {
     let mut st = coll.state.write();
+    st.version = version;
     for Change { label, vector } in changes {
         if let Some(v) = vector {
             st.vectors

@@ -362,6 +362,87 @@ impl Hnsw {
         self.set_neighbours(row, &kept);
     }
 
+    /// Makes every layer-0 node reachable from the entry point again. The diversity
+    /// heuristic can strip a node, or a small group of nodes, of every in-edge from the
+    /// rest of the graph as neighbour lists fill up and are re-selected (points far from
+    /// the others are the usual victims); no search could then find them, not even a
+    /// query for their own vector. A walk over layer 0 finds them; each gets an in-edge
+    /// from the nearest reachable node with room in its list, found by a search, and the
+    /// group behind it is reachable from then on. One pass over every list, so call it
+    /// once a batch of inserts is done, not per insert. Returns the nodes relinked.
+    pub fn link_unreachable(&self) -> usize {
+        let Some((entry, _)) = self.entry() else {
+            return 0;
+        };
+        let n = self.arena.len() as usize;
+        let mut reached = vec![false; n];
+        let mut scratch = Vec::with_capacity(self.params.m0());
+        self.mark_reachable(entry, &mut reached, &mut scratch);
+        let mut relinked = 0;
+        for node in 0..n as u32 {
+            if reached[node as usize] || !self.contains(node) {
+                continue;
+            }
+            let Some(v) = self.arena.vector(node) else {
+                continue;
+            };
+            let has_room = |x: u32| {
+                self.row(x, 0)
+                    .is_some_and(|r| (r[0].load(Ordering::Acquire) as usize) < self.params.m0())
+            };
+            let hosts = self.search(
+                v,
+                1,
+                self.params.ef_construction,
+                |x| reached.get(x as usize).copied().unwrap_or(false) && has_room(x),
+                Traversal::Dense,
+            );
+            if hosts.first().is_some_and(|h| self.add_edge(h.node, node)) {
+                relinked += 1;
+                self.mark_reachable(node, &mut reached, &mut scratch);
+            }
+        }
+        relinked
+    }
+
+    /// Marks every node reachable from `from` over layer-0 lists.
+    fn mark_reachable(&self, from: u32, reached: &mut [bool], scratch: &mut Vec<u32>) {
+        let mut stack = vec![from];
+        if let Some(r) = reached.get_mut(from as usize) {
+            *r = true;
+        }
+        while let Some(node) = stack.pop() {
+            self.neighbours_into(node, 0, scratch);
+            for &nb in scratch.iter() {
+                if let Some(r) = reached.get_mut(nb as usize) {
+                    if !*r {
+                        *r = true;
+                        stack.push(nb);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `to` to `from`'s layer-0 list if it has room.
+    fn add_edge(&self, from: u32, to: u32) -> bool {
+        let (Some(row), Some(lock)) = (self.row(from, 0), self.locks.row(from as usize)) else {
+            return false;
+        };
+        let _own = lock[0].lock();
+        let mut ids = Vec::with_capacity(self.params.m0());
+        self.neighbours_into(from, 0, &mut ids);
+        if ids.contains(&to) {
+            return true;
+        }
+        if ids.len() >= self.params.m0() {
+            return false;
+        }
+        ids.push(to);
+        self.set_neighbours(row, &ids);
+        true
+    }
+
     /// The diversity heuristic: walks candidates nearest first and keeps one only if it is
     /// closer to the base than to every candidate already kept.
     fn select(&self, sorted: &[Near], m: usize, exclude: Option<u32>) -> Vec<u32> {
@@ -437,17 +518,27 @@ impl Hnsw {
             results.pop();
         }
         let mut second_hop = Vec::new();
+        let mut fresh = Vec::with_capacity(self.params.m0());
         while let Some(Reverse(c)) = candidates.pop() {
             let bound = results.peek().map_or(f32::INFINITY, |w| w.dist);
             if c.dist > bound && results.len() >= ef {
                 break;
             }
             self.neighbours_into(c.node, layer, scratch);
-            prefetch_vectors(&self.arena, scratch);
-            for &n in scratch.iter() {
-                if !visited.insert(n) {
-                    continue;
+            // the next candidate's list is read next: start loading it now
+            if let Some(Reverse(next)) = candidates.peek() {
+                if let Some(row) = self.row(next.node, layer) {
+                    prefetch(row.as_ptr().cast(), 1);
                 }
+            }
+            // mark first, then load every unvisited vector at once, so that the memory
+            // latencies overlap instead of adding up one neighbour after another
+            fresh.clear();
+            fresh.extend(scratch.iter().copied().filter(|&n| visited.insert(n)));
+            if traversal == Traversal::Dense {
+                prefetch_vectors(&self.arena, &fresh);
+            }
+            for &n in fresh.iter() {
                 if traversal == Traversal::Sparse && !accept(n) {
                     // step over the rejected node to its accepted neighbours
                     self.neighbours_into(n, layer, &mut second_hop);
@@ -531,23 +622,37 @@ fn consider(
     }
 }
 
+/// Cache lines of each vector asked for ahead; the hardware prefetcher follows the rest
+/// of a vector once its first lines are streaming in.
+const PREFETCH_LINES: usize = 4;
+
 /// Asks the CPU to start loading the vectors a search is about to score.
 #[inline]
 fn prefetch_vectors(arena: &Arena, nodes: &[u32]) {
-    #[cfg(target_arch = "x86_64")]
-    for &n in nodes.iter().take(8) {
+    for &n in nodes {
         if let Some(v) = arena.vector(n) {
-            // SAFETY: prefetching is a hint; the pointer is valid and never dereferenced.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(
-                    v.as_ptr().cast::<i8>(),
-                    std::arch::x86_64::_MM_HINT_T0,
-                )
-            };
+            let lines = (std::mem::size_of_val(v)).div_ceil(64).min(PREFETCH_LINES);
+            prefetch(v.as_ptr().cast(), lines);
         }
     }
+}
+
+/// Hints that `lines` cache lines from `p` are about to be read.
+#[inline]
+fn prefetch(p: *const u8, lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..lines {
+        // SAFETY: prefetching is a hint that never faults; the address is computed with
+        // wrapping arithmetic and never dereferenced.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                p.wrapping_add(line * 64).cast::<i8>(),
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (arena, nodes);
+    let _ = (p, lines);
 }
 
 /// One node's lists as stored: its top layer and its neighbours per layer (0 first).

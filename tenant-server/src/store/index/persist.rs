@@ -10,6 +10,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use super::super::types::Space;
@@ -20,6 +21,7 @@ const MANIFEST: &str = "manifest.json";
 const VECTORS: &str = "vectors.f32";
 const LABELS: &str = "labels.u32";
 const GRAPH: &str = "graph.bin";
+const LIVE: &str = "live.roaring";
 /// Format 1 was hnsw_rs's dump; its directories are ignored and rebuilt.
 const FORMAT: u32 = 2;
 const NO_ENTRY: u32 = u32::MAX;
@@ -39,6 +41,21 @@ pub struct Manifest {
     pub crc_vectors: u32,
     pub crc_labels: u32,
     pub crc_graph: u32,
+    /// The collection's write version the files reflect, when they were saved with the
+    /// live records (`live.roaring`); absent in files that cannot stand in for RocksDB.
+    #[serde(default)]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub crc_live: Option<u32>,
+}
+
+/// What the files need to stand in for RocksDB on a reopen: the write version the
+/// arena's slots reflect and the labels live at that version. With them, the current slot
+/// of a live label is its last slot in the arena, since a new embedding always takes a new
+/// slot.
+pub struct Snapshot<'a> {
+    pub version: u64,
+    pub live: &'a RoaringBitmap,
 }
 
 /// A writer that checksums what passes through it.
@@ -80,6 +97,7 @@ pub fn save(
     slots: u32,
     graph: &Hnsw,
     indexed_upto: u32,
+    snapshot: Option<Snapshot<'_>>,
 ) -> std::io::Result<()> {
     let tmp = sibling(dir, "tmp");
     let old = sibling(dir, "old");
@@ -123,6 +141,15 @@ pub fn save(
     }
     let crc_graph = finish(w)?;
 
+    let crc_live = match &snapshot {
+        Some(s) => {
+            let mut w = create(&tmp.join(LIVE))?;
+            s.live.serialize_into(&mut w)?;
+            Some(finish(w)?)
+        }
+        None => None,
+    };
+
     let params = graph.params();
     let manifest = Manifest {
         format: FORMAT,
@@ -136,6 +163,8 @@ pub fn save(
         crc_vectors,
         crc_labels,
         crc_graph,
+        version: snapshot.as_ref().map(|s| s.version),
+        crc_live,
     };
     let body = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
     let mut w = create(&tmp.join(MANIFEST))?;
@@ -164,6 +193,8 @@ pub struct Loaded {
     pub arena: Arc<Arena>,
     pub graph: Hnsw,
     pub manifest: Manifest,
+    /// The live labels at `manifest.version`, when the files were saved with them.
+    pub live: Option<RoaringBitmap>,
 }
 
 /// Reads the files in `dir` if they are intact and were written for `params` and
@@ -239,10 +270,17 @@ pub fn load(dir: &Path, params: Params, dimension: usize) -> Option<Loaded> {
         return None;
     }
     let graph = Hnsw::import(params, Arc::clone(&arena), entry, nodes)?;
+    // without an intact live set the files still serve, but only after a RocksDB scan
+    let live = match (manifest.version, manifest.crc_live) {
+        (Some(_), Some(crc)) => read_checked(&dir.join(LIVE), crc)
+            .and_then(|b| RoaringBitmap::deserialize_from(b.as_slice()).ok()),
+        _ => None,
+    };
     Some(Loaded {
         arena,
         graph,
         manifest,
+        live,
     })
 }
 

@@ -36,6 +36,7 @@ fn build(space: Space, points: &[Vec<f32>]) -> Hnsw {
     let g = Hnsw::new(Params::new(space, 16, 100), arena);
     let nodes: Vec<u32> = (0..points.len() as u32).collect();
     g.insert_batch(&nodes);
+    g.link_unreachable();
     g
 }
 
@@ -203,7 +204,7 @@ fn saved_files_round_trip_and_damage_is_refused() {
     g.arena().push(7777, &points[0]);
     let dir = tempfile::tempdir().expect("tempdir");
     let idx = dir.path().join("c1");
-    persist::save(&idx, g.arena(), g.arena().len(), &g, 2000).expect("save");
+    persist::save(&idx, g.arena(), g.arena().len(), &g, 2000, None).expect("save");
     let params = g.params();
     let loaded = persist::load(&idx, params, DIM).expect("reload");
     assert_eq!(loaded.manifest.indexed_upto, 2000);
@@ -248,6 +249,37 @@ fn saved_files_round_trip_and_damage_is_refused() {
 }
 
 #[test]
+fn the_live_set_travels_with_its_version_and_is_dropped_when_damaged() {
+    let space = Space::L2;
+    let (points, _) = data(space, 300, 1, 8);
+    let g = build(space, &points);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let idx = dir.path().join("c1");
+    let live: roaring::RoaringBitmap = (0..300u32).filter(|l| l % 3 != 0).collect();
+    let snapshot = persist::Snapshot {
+        version: 41,
+        live: &live,
+    };
+    persist::save(&idx, g.arena(), 300, &g, 300, Some(snapshot)).expect("save");
+    let loaded = persist::load(&idx, g.params(), DIM).expect("reload");
+    assert_eq!(loaded.manifest.version, Some(41));
+    assert_eq!(loaded.live.as_ref(), Some(&live));
+    // a damaged live set costs the fast reopen only: the graph still loads
+    let path = idx.join("live.roaring");
+    let mut bad = std::fs::read(&path).expect("read");
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    std::fs::write(&path, &bad).expect("write");
+    let loaded = persist::load(&idx, g.params(), DIM).expect("graph reloads");
+    assert!(loaded.live.is_none());
+    assert_eq!(loaded.graph.len(), 300);
+    // saved without a snapshot, the files claim no version
+    persist::save(&idx, g.arena(), 300, &g, 300, None).expect("save");
+    let loaded = persist::load(&idx, g.params(), DIM).expect("reload");
+    assert_eq!((loaded.manifest.version, loaded.live), (None, None));
+}
+
+#[test]
 fn import_refuses_links_outside_the_arena() {
     use super::hnsw::NodeLinks;
     let arena = Arc::new(Arena::new(2));
@@ -286,4 +318,71 @@ fn import_refuses_links_outside_the_arena() {
         vec![(0, links(vec![])), (1, links(vec![]))],
     );
     assert!(bad_entry.is_none());
+}
+
+#[test]
+fn every_point_finds_itself() {
+    // uniform data in a low dimension is where the heuristic orphans nodes most often
+    use rand::Rng;
+    for seed in 0..6u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let points: Vec<Vec<f32>> = (0..2000)
+            .map(|_| (0..16).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+            .collect();
+        let arena = Arc::new(Arena::new(16));
+        for (i, v) in points.iter().enumerate() {
+            arena.push(i as u32, v);
+        }
+        let g = Hnsw::new(Params::new(Space::L2, 16, 100), arena);
+        let nodes: Vec<u32> = (0..2000).collect();
+        g.insert_batch(&nodes);
+        g.link_unreachable();
+        for (i, v) in points.iter().enumerate() {
+            let hit = g.search(v, 1, 100, |_| true, Traversal::Dense);
+            assert_eq!(
+                hit.first().map(|n| n.node),
+                Some(i as u32),
+                "seed {seed}: point {i} does not find itself"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_node_nobody_reaches_gets_an_in_edge() {
+    use super::hnsw::NodeLinks;
+    let arena = Arc::new(Arena::new(2));
+    for (i, v) in [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]
+        .iter()
+        .enumerate()
+    {
+        arena.push(i as u32, v);
+    }
+    let params = Params::new(Space::L2, 2, 10);
+    let links = |ids: Vec<u32>| NodeLinks {
+        top: 0,
+        layers: vec![ids],
+    };
+    // node 3 links out to 1 and 2, but no list holds 3
+    let g = Hnsw::import(
+        params,
+        Arc::clone(&arena),
+        Some((0, 0)),
+        vec![
+            (0, links(vec![1, 2])),
+            (1, links(vec![0, 2])),
+            (2, links(vec![0, 1])),
+            (3, links(vec![1, 2])),
+        ],
+    )
+    .expect("import");
+    let found = |g: &Hnsw| {
+        g.search(&[5.0, 5.0], 1, 1, |_| true, Traversal::Dense)
+            .first()
+            .map(|n| n.node)
+    };
+    assert_ne!(found(&g), Some(3), "unreachable before the repair");
+    assert_eq!(g.link_unreachable(), 1);
+    assert_eq!(found(&g), Some(3));
+    assert_eq!(g.link_unreachable(), 0, "nothing left to repair");
 }
