@@ -19,6 +19,7 @@ mod report;
 mod server;
 mod session;
 mod stats;
+mod truth;
 mod v2_client;
 mod workers;
 mod workload;
@@ -70,7 +71,7 @@ enum Mode {
 ///
 /// Vectors come from a seeded Gaussian mixture; record i has metadata
 /// {"bucket": i % 100, "group": "g{i % 10}"}, so {"bucket": 7} selects 1% of the records
-/// and {"group": "g3"} 10%. Recall@10 is measured against exact (brute-force squared L2)
+/// and {"group": "g3"} 10%. Recall@10 is measured against exact (brute-force, in --space)
 /// search computed by the bench itself. Each phase prints one line: phase, ops, seconds,
 /// throughput, p50 and p99 request latency, recall@10 where relevant.
 ///
@@ -174,7 +175,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     batch: usize,
 
-    /// HNSW ef_search of the collections (space is l2).
+    /// HNSW ef_search of the collections.
     #[arg(long, default_value_t = 100)]
     ef_search: usize,
 
@@ -248,7 +249,7 @@ struct Args {
     #[arg(long, default_value_t = 600)]
     request_timeout_secs: u64,
 
-    /// Index mode: the distance of the index (l2, cosine or ip).
+    /// The distance of the collections (and of the index mode's graph): l2, cosine or ip.
     #[arg(long, default_value = "cosine", value_parser = parse_space)]
     space: quiver_tenant_server::store::types::Space,
 
@@ -325,6 +326,7 @@ impl Args {
 /// Opens the servers of the run, runs its phases, reports and stops the servers.
 async fn run(args: Args) -> Result<()> {
     let hnsw = Hnsw {
+        space: args.space,
         ef_search: args.ef_search,
         ef_construction: args.ef_construction,
         max_neighbors: args.max_neighbors,

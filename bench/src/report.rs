@@ -154,7 +154,8 @@ impl Report {
         println!("============= quiver-bench v2 comparison: Quiver vs Chroma =============");
         let or_default = |v: Option<usize>| v.map_or("default".into(), |v| v.to_string());
         let collections = format!(
-            "collections space l2, ef_search={} ef_construction={} max_neighbors={} (same for both)",
+            "collections space {}, ef_search={} ef_construction={} max_neighbors={} (same for both)",
+            hnsw.space.as_str(),
             hnsw.ef_search,
             or_default(hnsw.ef_construction),
             or_default(hnsw.max_neighbors)

@@ -157,11 +157,16 @@ pub struct CollectionConfiguration {
 }
 
 impl CollectionConfiguration {
-    /// An HNSW configuration in `space` l2.
-    pub fn l2(ef_search: usize, ef_construction: usize, max_neighbors: usize) -> Self {
+    /// An HNSW configuration in `space` (`l2`, `cosine` or `ip`).
+    pub fn hnsw(
+        space: &str,
+        ef_search: usize,
+        ef_construction: usize,
+        max_neighbors: usize,
+    ) -> Self {
         CollectionConfiguration {
             hnsw: Some(HnswParams {
-                space: "l2".into(),
+                space: space.into(),
                 ef_search,
                 ef_construction,
                 max_neighbors,
@@ -606,7 +611,7 @@ mod tests {
         let c = CreateCollection {
             name: "bench-a".into(),
             metadata: None,
-            configuration: Some(CollectionConfiguration::l2(100, 200, 32)),
+            configuration: Some(CollectionConfiguration::hnsw("l2", 100, 200, 32)),
             schema: None,
             get_or_create: false,
         };

@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::backend::Metadata;
-use crate::data::{exact_knn, Mixture};
+use crate::data::Mixture;
+use crate::truth::exact_in;
 use crate::Args;
 
 /// Neighbours asked for per query (recall@K).
@@ -117,7 +118,14 @@ pub fn prepare_workload(args: &Args) -> Result<Workload> {
                     .map(|i| i as u32)
                     .collect()
             });
-            Arc::new(exact_knn(&data, dim, cands.as_deref(), &queries, K))
+            Arc::new(exact_in(
+                args.space,
+                &data,
+                dim,
+                cands.as_deref(),
+                &queries,
+                K,
+            ))
         })
         .collect();
     println!(
@@ -168,9 +176,16 @@ pub fn tenant_workload(a: &Args, count: usize) -> Result<TenantWorkload> {
         .enumerate()
         .map(|(qi, &p)| {
             let rows = &data[p * records * dim..(p + 1) * records * dim];
-            exact_knn(rows, dim, None, &qvecs[qi * dim..(qi + 1) * dim], K)
-                .pop()
-                .unwrap_or_default()
+            exact_in(
+                a.space,
+                rows,
+                dim,
+                None,
+                &qvecs[qi * dim..(qi + 1) * dim],
+                K,
+            )
+            .pop()
+            .unwrap_or_default()
         })
         .collect();
     Ok(TenantWorkload {

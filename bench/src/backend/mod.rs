@@ -41,11 +41,12 @@ pub enum Software {
     Chroma = 1,
 }
 
-/// HNSW settings of the bench's collections, always in space l2. Unset values are left
+/// HNSW settings of the bench's collections (`--space`, cosine unless set). Unset values are left
 /// to the server (v1); the v2 mode fills in Chroma's defaults so both servers build the
 /// same graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hnsw {
+    pub space: quiver_tenant_server::store::types::Space,
     pub ef_search: usize,
     pub ef_construction: Option<usize>,
     pub max_neighbors: Option<usize>,

@@ -62,7 +62,7 @@ impl Backend for V1 {
         format!(
             "# project {scope}, collections {}: {}",
             names.join(" and "),
-            serde_json::to_string(&l2_config(hnsw)).unwrap_or_default()
+            serde_json::to_string(&hnsw_config(hnsw)).unwrap_or_default()
         )
     }
 
@@ -78,7 +78,7 @@ impl Backend for V1 {
     async fn create_collection(&self, scope: &str, name: &str, hnsw: &Hnsw) -> Result<Created> {
         let create = || {
             self.client
-                .create_collection(scope, name, None, Some(l2_config(hnsw)), false)
+                .create_collection(scope, name, None, Some(hnsw_config(hnsw)), false)
         };
         match create().await {
             // Left by an earlier run against the same server: start afresh.
@@ -219,10 +219,15 @@ pub async fn wait_indexed(
     }
 }
 
-fn l2_config(hnsw: &Hnsw) -> CollectionConfiguration {
+fn hnsw_config(hnsw: &Hnsw) -> CollectionConfiguration {
+    use quiver_tenant_server::store::types::Space as S;
     CollectionConfiguration {
         hnsw: Some(HnswConfiguration {
-            space: Some(Space::L2),
+            space: Some(match hnsw.space {
+                S::L2 => Space::L2,
+                S::Cosine => Space::Cosine,
+                S::Ip => Space::Ip,
+            }),
             ef_search: Some(hnsw.ef_search),
             ef_construction: hnsw.ef_construction,
             max_neighbors: hnsw.max_neighbors,

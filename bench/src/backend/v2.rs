@@ -244,7 +244,8 @@ impl Backend for V2 {
 
 /// The configuration both servers get: `hnsw`, with Chroma's defaults where unset.
 fn configuration(hnsw: &Hnsw) -> CollectionConfiguration {
-    CollectionConfiguration::l2(
+    CollectionConfiguration::hnsw(
+        hnsw.space.as_str(),
         hnsw.ef_search,
         hnsw.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION),
         hnsw.max_neighbors.unwrap_or(DEFAULT_MAX_NEIGHBORS),
@@ -298,7 +299,7 @@ mod tests {
 
     #[test]
     fn checks_created_collections() {
-        let cfg = CollectionConfiguration::l2(100, 100, 16);
+        let cfg = CollectionConfiguration::hnsw("l2", 100, 100, 16);
         let c: Collection = serde_json::from_value(json!({
             "id": "x", "name": "bench-a", "tenant": "t1x", "database": "default_database",
             "configuration_json": {"hnsw": {"space": "l2", "ef_search": 100,

@@ -19,14 +19,13 @@ use quiver_tenant_server::store::write::WriteMode;
 use quiver_tenant_server::store::{
     CollectionMeta, Project, ProjectName, Registry, StoreConfig, DEFAULT_DATABASE,
 };
-use quiver_testkit::vectors::{exact_knn_by, Metric, Mixture};
+use quiver_testkit::vectors::Mixture;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::{IndexRun, K};
-use quiver_tenant_server::store::distance::search_form;
-use quiver_tenant_server::store::types::Space;
+use crate::truth::exact_in;
 
 const BATCH: usize = 1000;
 
@@ -88,7 +87,7 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
     );
 
     let mut rows = Vec::new();
-    let truth = ground_truth(run.space, &current, dim, &live, &queries);
+    let truth = exact_in(run.space, &current, dim, Some(&live), &queries, K);
     rows.push(measure(
         &project,
         &churned,
@@ -119,7 +118,7 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
         .delete_records(&churned, Some(&ids), None, None, None)
         .map_err(|e| anyhow!("delete: {e}"))?;
     live.retain(|l| !deleted.contains(l));
-    let truth = ground_truth(run.space, &current, dim, &live, &queries);
+    let truth = exact_in(run.space, &current, dim, Some(&live), &queries, K);
     // as soon as every new embedding is searchable through the graph
     wait_until(
         &project,
@@ -280,34 +279,6 @@ fn wait_until(
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn ground_truth(
-    space: Space,
-    current: &[f32],
-    dim: usize,
-    live: &[u32],
-    queries: &[f32],
-) -> Vec<Vec<u32>> {
-    match space {
-        Space::L2 => exact_knn_by(Metric::L2, current, dim, Some(live), queries, K),
-        Space::Ip => exact_knn_by(Metric::InnerProduct, current, dim, Some(live), queries, K),
-        Space::Cosine => {
-            let unit = |flat: &[f32]| -> Vec<f32> {
-                flat.chunks_exact(dim)
-                    .flat_map(|v| search_form(Space::Cosine, v))
-                    .collect()
-            };
-            exact_knn_by(
-                Metric::L2,
-                &unit(current),
-                dim,
-                Some(live),
-                &unit(queries),
-                K,
-            )
-        }
     }
 }
 

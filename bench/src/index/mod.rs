@@ -19,12 +19,13 @@ use anyhow::{bail, Context, Result};
 use quiver_tenant_server::store::distance::search_form;
 use quiver_tenant_server::store::index::{Arena, Hnsw, Params, Traversal};
 use quiver_tenant_server::store::types::Space;
-use quiver_testkit::vectors::{exact_knn_by, recall, Metric, Mixture};
+use quiver_testkit::vectors::{recall, Mixture};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::server::read_rss;
 use crate::stats::percentiles_ms;
+use crate::truth::exact_in;
 
 /// Neighbours asked for per query.
 pub const K: usize = 10;
@@ -99,18 +100,7 @@ impl DataSet {
         let points = mixture.sample(run.n, &mut rng);
         let queries = mixture.sample(run.queries, &mut rng);
         let dim = run.dim;
-        let truth = match run.space {
-            Space::L2 => exact_knn_by(Metric::L2, &points, dim, None, &queries, K),
-            Space::Ip => exact_knn_by(Metric::InnerProduct, &points, dim, None, &queries, K),
-            Space::Cosine => {
-                let unit = |flat: &[f32]| -> Vec<f32> {
-                    flat.chunks_exact(dim)
-                        .flat_map(|v| search_form(Space::Cosine, v))
-                        .collect()
-                };
-                exact_knn_by(Metric::L2, &unit(&points), dim, None, &unit(&queries), K)
-            }
-        };
+        let truth = exact_in(run.space, &points, dim, None, &queries, K);
         Ok(DataSet {
             dim,
             points,

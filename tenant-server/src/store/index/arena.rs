@@ -15,9 +15,11 @@ use super::buckets::Buckets;
 /// No label: the slot belongs to no record (a dead slot carried over by a compaction).
 pub const NO_LABEL: u32 = u32::MAX;
 
-#[derive(Default)]
 #[repr(transparent)]
 struct Cell(UnsafeCell<f32>);
+
+// zero bytes are the float 0.0
+super::buckets::zeroed_element!(Cell);
 
 pub struct Arena {
     dimension: usize,
@@ -77,6 +79,50 @@ impl Arena {
         }
         self.len.store(slot + 1, Ordering::Release);
         slot
+    }
+
+    /// An arena of `labels.len()` slots whose floats (little-endian, `dimension` per slot)
+    /// are read from `r` straight into the arena's memory, with every byte read fed to
+    /// `checksum`. Nothing is published if reading fails.
+    pub fn read_from(
+        dimension: usize,
+        labels: &[u32],
+        r: &mut impl std::io::Read,
+        checksum: &mut crc32fast::Hasher,
+    ) -> std::io::Result<Arena> {
+        let arena = Arena::new(dimension);
+        let slots = labels.len();
+        arena.vectors.reserve(slots);
+        arena.labels.reserve(slots);
+        let mut row = 0;
+        while row < slots {
+            let Some(run) = arena.vectors.run_from(row) else {
+                return Err(std::io::Error::other("arena rows not reserved"));
+            };
+            let rows = (run.len() / arena.dimension.max(1)).min(slots - row).max(1);
+            let floats = rows * arena.dimension;
+            // SAFETY: the rows are not published, so nobody else reads or writes them;
+            // `Cell` is a transparent `UnsafeCell<f32>`, so writing through the shared
+            // reference is allowed, and every byte pattern is a valid f32.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(run.as_ptr().cast::<u8>().cast_mut(), floats * 4)
+            };
+            r.read_exact(bytes)?;
+            checksum.update(bytes);
+            #[cfg(target_endian = "big")]
+            for c in &run[..floats] {
+                // SAFETY: as above, the row is not published yet.
+                unsafe { *c.0.get() = f32::from_bits((*c.0.get()).to_bits().swap_bytes()) };
+            }
+            row += rows;
+        }
+        for (slot, &label) in labels.iter().enumerate() {
+            if let Some(l) = arena.labels.row(slot) {
+                l[0].store(label, Ordering::Relaxed);
+            }
+        }
+        arena.len.store(slots as u32, Ordering::Release);
+        Ok(arena)
     }
 
     /// The vector in `slot`, if it is published.

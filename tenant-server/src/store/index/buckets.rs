@@ -3,8 +3,65 @@
 //! Growing never moves a stored row, so readers hold plain references while the graph and
 //! the vector arena grow under them, and a small collection pays for a small first bucket
 //! only. Bucket 0 holds `FIRST_ROWS` rows, bucket `b > 0` holds `FIRST_ROWS << (b - 1)`.
+//!
+//! The newest bucket is up to half empty. Elements whose zero bytes are a valid value
+//! (counters, ids, floats) get their bucket from `alloc_zeroed`, whose large blocks are
+//! fresh pages from the kernel: the empty rows then cost address space, not memory.
 
+use std::alloc::Layout;
+use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::sync::OnceLock;
+
+/// What a bucket is made of, and how a new bucket of it is allocated.
+pub trait Element: Sized {
+    fn bucket(len: usize) -> Box<[Self]>;
+}
+
+/// A bucket of `len` zero-byte elements, without writing them.
+///
+/// # Safety
+/// All-zero bytes must be a valid value of `T`.
+pub(crate) unsafe fn zeroed<T>(len: usize) -> Box<[T]> {
+    let layout = match Layout::array::<T>(len) {
+        Ok(l) if l.size() > 0 => l,
+        _ => return (0..len).map(|_| unsafe { std::mem::zeroed() }).collect(),
+    };
+    // SAFETY: the layout is non-zero-sized; the block has the layout `Box<[T]>` frees it
+    // with, and zero bytes are a valid `T` (the caller's promise).
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len))
+    }
+}
+
+/// Elements valid as zero bytes, allocated with [`zeroed`].
+macro_rules! zeroed_element {
+    ($($t:ty),*) => {$(
+        impl $crate::store::index::buckets::Element for $t {
+            fn bucket(len: usize) -> Box<[Self]> {
+                // SAFETY: zero bytes are a valid value of this type.
+                unsafe { $crate::store::index::buckets::zeroed(len) }
+            }
+        }
+    )*};
+}
+zeroed_element!(AtomicU8, AtomicU32);
+pub(super) use zeroed_element;
+
+/// Elements built by `Default`, written one by one.
+macro_rules! default_element {
+    ($($t:ty),*) => {$(
+        impl $crate::store::index::buckets::Element for $t {
+            fn bucket(len: usize) -> Box<[Self]> {
+                (0..len).map(|_| <$t>::default()).collect()
+            }
+        }
+    )*};
+}
+pub(super) use default_element;
 
 const FIRST_ROWS: usize = 64;
 const BUCKETS: usize = 40;
@@ -34,7 +91,7 @@ fn bucket_rows(b: usize) -> usize {
     }
 }
 
-impl<T: Default> Buckets<T> {
+impl<T: Element> Buckets<T> {
     /// Rows of `width` elements each.
     pub fn new(width: usize) -> Buckets<T> {
         Buckets {
@@ -50,11 +107,7 @@ impl<T: Default> Buckets<T> {
         }
         let (last, _) = locate(rows - 1);
         for b in 0..=last.min(BUCKETS - 1) {
-            self.buckets[b].get_or_init(|| {
-                (0..bucket_rows(b) * self.width)
-                    .map(|_| T::default())
-                    .collect()
-            });
+            self.buckets[b].get_or_init(|| T::bucket(bucket_rows(b) * self.width));
         }
     }
 
@@ -64,6 +117,14 @@ impl<T: Default> Buckets<T> {
         let (b, r) = locate(row);
         let bucket = self.buckets.get(b)?.get()?;
         bucket.get(r * self.width..(r + 1) * self.width)
+    }
+
+    /// The elements from the start of `row` to the end of its bucket (a run of rows that
+    /// are contiguous in memory), if `row` was reserved.
+    #[inline]
+    pub fn run_from(&self, row: usize) -> Option<&[T]> {
+        let (b, r) = locate(row);
+        self.buckets.get(b)?.get()?.get(r * self.width..)
     }
 
     /// Rows reserved so far.

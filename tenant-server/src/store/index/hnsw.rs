@@ -34,6 +34,8 @@ pub const MAX_LEVEL: usize = 16;
 pub const MAX_M: usize = 256;
 const NO_ENTRY: u64 = u64::MAX;
 
+super::buckets::default_element!(OnceLock<Box<[AtomicU32]>>, Mutex<()>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
     pub space: Space,
@@ -362,13 +364,14 @@ impl Hnsw {
         self.set_neighbours(row, &kept);
     }
 
-    /// Makes every layer-0 node reachable from the entry point again. The diversity
-    /// heuristic can strip a node, or a small group of nodes, of every in-edge from the
-    /// rest of the graph as neighbour lists fill up and are re-selected (points far from
-    /// the others are the usual victims); no search could then find them, not even a
-    /// query for their own vector. A walk over layer 0 finds them; each gets an in-edge
-    /// from the nearest reachable node with room in its list, found by a search, and the
-    /// group behind it is reachable from then on. One pass over every list, so call it
+    /// Makes every layer-0 node reachable from the entry point, and from a well-linked
+    /// node. The diversity heuristic can strip a node, or a small group of nodes, of its
+    /// in-edges from the rest of the graph as neighbour lists fill up and are re-selected
+    /// (points far from the others are the usual victims, and their own lists are short);
+    /// no search could then find them, not even a query for their own vector. A walk over
+    /// layer 0 and a count of in-edges from nodes with lists of at least M/2 find them;
+    /// each gets an in-edge from the nearest reachable node with room in its list that
+    /// does not link to it yet, found by a search. One pass over every list, so call it
     /// once a batch of inserts is done, not per insert. Returns the nodes relinked.
     pub fn link_unreachable(&self) -> usize {
         let Some((entry, _)) = self.entry() else {
@@ -376,30 +379,59 @@ impl Hnsw {
         };
         let n = self.arena.len() as usize;
         let mut reached = vec![false; n];
+        // in-edges from nodes with a real list of their own: a group of outliers that only
+        // link to each other has in-edges, but none a search coming from elsewhere takes
+        let mut in_degree = vec![0u32; n];
         let mut scratch = Vec::with_capacity(self.params.m0());
+        let well_linked = (self.params.m / 2).max(2);
+        for node in 0..n as u32 {
+            self.neighbours_into(node, 0, &mut scratch);
+            if scratch.len() < well_linked {
+                continue;
+            }
+            for &nb in &scratch {
+                if let Some(d) = in_degree.get_mut(nb as usize) {
+                    *d += 1;
+                }
+            }
+        }
         self.mark_reachable(entry, &mut reached, &mut scratch);
         let mut relinked = 0;
         for node in 0..n as u32 {
-            if reached[node as usize] || !self.contains(node) {
+            let weak = in_degree[node as usize] == 0;
+            if (reached[node as usize] && !weak)
+                || Some(node) == Some(entry)
+                || !self.contains(node)
+            {
                 continue;
             }
             let Some(v) = self.arena.vector(node) else {
                 continue;
             };
-            let has_room = |x: u32| {
-                self.row(x, 0)
-                    .is_some_and(|r| (r[0].load(Ordering::Acquire) as usize) < self.params.m0())
+            // a host with room that does not link to the node yet
+            let can_host = |x: u32| {
+                x != node
+                    && self.row(x, 0).is_some_and(|r| {
+                        let len = (r[0].load(Ordering::Acquire) as usize).min(r.len() - 1);
+                        len < self.params.m0()
+                            && !r[1..1 + len]
+                                .iter()
+                                .any(|id| id.load(Ordering::Relaxed) == node)
+                    })
             };
             let hosts = self.search(
                 v,
                 1,
                 self.params.ef_construction,
-                |x| reached.get(x as usize).copied().unwrap_or(false) && has_room(x),
+                |x| reached.get(x as usize).copied().unwrap_or(false) && can_host(x),
                 Traversal::Dense,
             );
             if hosts.first().is_some_and(|h| self.add_edge(h.node, node)) {
                 relinked += 1;
-                self.mark_reachable(node, &mut reached, &mut scratch);
+                in_degree[node as usize] += 1;
+                if !reached[node as usize] {
+                    self.mark_reachable(node, &mut reached, &mut scratch);
+                }
             }
         }
         relinked

@@ -219,24 +219,29 @@ pub fn load(dir: &Path, params: Params, dimension: usize) -> Option<Loaded> {
         return None;
     }
     let slots = manifest.slots as usize;
-    let vectors = read_checked(&dir.join(VECTORS), manifest.crc_vectors)?;
     let labels = read_checked(&dir.join(LABELS), manifest.crc_labels)?;
     let graph = read_checked(&dir.join(GRAPH), manifest.crc_graph)?;
-    if vectors.len() != slots.checked_mul(dimension)?.checked_mul(4)? || labels.len() != slots * 4 {
+    if labels.len() != slots * 4 {
         return None;
     }
-    let arena = Arc::new(Arena::new(dimension));
-    let mut v = vec![0f32; dimension];
-    for (s, label) in labels.chunks_exact(4).enumerate() {
-        let bytes = &vectors[s * dimension * 4..(s + 1) * dimension * 4];
-        for (x, b) in v.iter_mut().zip(bytes.chunks_exact(4)) {
-            *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-        arena.push(
-            u32::from_le_bytes([label[0], label[1], label[2], label[3]]),
-            &v,
-        );
+    let labels: Vec<u32> = labels
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    // the vectors, the bulk of the files, go from the file straight into the arena
+    let mut file = fs::File::open(dir.join(VECTORS)).ok()?;
+    let expected_len = (slots as u64)
+        .checked_mul(dimension as u64)?
+        .checked_mul(4)?;
+    if file.metadata().ok()?.len() != expected_len {
+        return None;
     }
+    let mut hasher = crc32fast::Hasher::new();
+    let arena = Arena::read_from(dimension, &labels, &mut file, &mut hasher).ok()?;
+    if hasher.finalize() != manifest.crc_vectors {
+        return None;
+    }
+    let arena = Arc::new(arena);
     let mut words = graph
         .chunks_exact(4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
