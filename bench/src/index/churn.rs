@@ -69,14 +69,9 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
     );
     let churned = create(&project, "churned", &hnsw)?;
     let t = Instant::now();
-    add(&project, &churned, &current, dim, 0..n)?;
+    write_rows(&project, &churned, WriteMode::Add, &current, dim, &live)?;
     let acked = t.elapsed();
-    wait_until(
-        &project,
-        &churned,
-        Duration::from_secs(3600),
-        |tomb, unindexed| unindexed == 0 && tomb == 0,
-    )?;
+    settled(&project, &churned)?;
     let indexed = t.elapsed();
     println!(
         "ingest to indexed: {:.2} s for {n} ({:.0} vec/s; adds acknowledged after {:.2} s, {:.0} vec/s)",
@@ -107,12 +102,14 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
         current[i as usize * dim..(i as usize + 1) * dim].copy_from_slice(row);
     }
     let t = Instant::now();
-    for chunk in updated.chunks(BATCH) {
-        let records = chunk.iter().map(|&i| record(i, &current, dim)).collect();
-        project
-            .write(&churned, WriteMode::Upsert, records)
-            .map_err(|e| anyhow!("upsert: {e}"))?;
-    }
+    write_rows(
+        &project,
+        &churned,
+        WriteMode::Upsert,
+        &current,
+        dim,
+        updated,
+    )?;
     let ids: Vec<String> = deleted.iter().map(|i| id(*i)).collect();
     project
         .delete_records(&churned, Some(&ids), None, None, None)
@@ -134,12 +131,7 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
         &truth,
         "after churn (tombstones in the graph)",
     )?);
-    wait_until(
-        &project,
-        &churned,
-        Duration::from_secs(3600),
-        |tomb, unindexed| unindexed == 0 && tomb == 0,
-    )?;
+    settled(&project, &churned)?;
     println!(
         "churn written and repaired (compacted) in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -155,22 +147,8 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
 
     // the yardstick: the final records built from scratch
     let rebuilt = create(&project, "rebuilt", &hnsw)?;
-    let records: Vec<u32> = live.clone();
-    for chunk in records.chunks(BATCH) {
-        project
-            .write(
-                &rebuilt,
-                WriteMode::Add,
-                chunk.iter().map(|&i| record(i, &current, dim)).collect(),
-            )
-            .map_err(|e| anyhow!("add: {e}"))?;
-    }
-    wait_until(
-        &project,
-        &rebuilt,
-        Duration::from_secs(3600),
-        |tomb, unindexed| unindexed == 0 && tomb == 0,
-    )?;
+    write_rows(&project, &rebuilt, WriteMode::Add, &current, dim, &live)?;
+    settled(&project, &rebuilt)?;
     rows.push(measure(
         &project,
         &rebuilt,
@@ -233,24 +211,35 @@ fn create(project: &Project, name: &str, hnsw: &HnswConfig) -> Result<Collection
         .map_err(|e| anyhow!("creating {name}: {e}"))
 }
 
-fn add(
+/// Writes `rows` of `current` in batches.
+fn write_rows(
     project: &Project,
     meta: &CollectionMeta,
+    mode: WriteMode,
     current: &[f32],
     dim: usize,
-    range: std::ops::Range<usize>,
+    rows: &[u32],
 ) -> Result<()> {
-    let all: Vec<u32> = range.map(|i| i as u32).collect();
-    for chunk in all.chunks(BATCH) {
+    for chunk in rows.chunks(BATCH) {
         project
             .write(
                 meta,
-                WriteMode::Add,
+                mode,
                 chunk.iter().map(|&i| record(i, current, dim)).collect(),
             )
-            .map_err(|e| anyhow!("add: {e}"))?;
+            .map_err(|e| anyhow!("{mode:?}: {e}"))?;
     }
     Ok(())
+}
+
+/// Waits until every record is in the graph and no tombstone is left.
+fn settled(project: &Project, meta: &CollectionMeta) -> Result<()> {
+    wait_until(
+        project,
+        meta,
+        Duration::from_secs(3600),
+        |tomb, unindexed| unindexed == 0 && tomb == 0,
+    )
 }
 
 /// Polls the collection until `done(tombstones, unindexed)`.
