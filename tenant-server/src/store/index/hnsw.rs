@@ -563,14 +563,20 @@ impl Hnsw {
                     prefetch(row.as_ptr().cast(), 1);
                 }
             }
-            // mark first, then load every unvisited vector at once, so that the memory
-            // latencies overlap instead of adding up one neighbour after another
+            // mark first, then keep the next few unvisited vectors loading while one is
+            // scored, so that memory latencies overlap instead of adding up
             fresh.clear();
             fresh.extend(scratch.iter().copied().filter(|&n| visited.insert(n)));
-            if traversal == Traversal::Dense {
-                prefetch_vectors(&self.arena, &fresh);
+            let dense = traversal == Traversal::Dense;
+            if dense {
+                prefetch_vectors(&self.arena, &fresh[..PREFETCH_AHEAD.min(fresh.len())]);
             }
-            for &n in fresh.iter() {
+            for (j, &n) in fresh.iter().enumerate() {
+                if dense {
+                    if let Some(ahead) = fresh.get(j + PREFETCH_AHEAD) {
+                        prefetch_vectors(&self.arena, std::slice::from_ref(ahead));
+                    }
+                }
                 if traversal == Traversal::Sparse && !accept(n) {
                     // step over the rejected node to its accepted neighbours
                     self.neighbours_into(n, layer, &mut second_hop);
@@ -654,9 +660,12 @@ fn consider(
     }
 }
 
-/// Cache lines of each vector asked for ahead; the hardware prefetcher follows the rest
-/// of a vector once its first lines are streaming in.
-const PREFETCH_LINES: usize = 4;
+/// Vectors requested ahead of the one being scored. Measured at 50k × 384 (p50 at ef 10,
+/// 50, 100): the first four lines of every neighbour at once, 47/121/169 µs; whole
+/// vectors, three ahead, 31/82/118 µs; two or four ahead, a little slower.
+const PREFETCH_AHEAD: usize = 3;
+/// Cache lines requested per vector: all of it, up to 2 KiB (384 floats are 24 lines).
+const PREFETCH_LINES: usize = 32;
 
 /// Asks the CPU to start loading the vectors a search is about to score.
 #[inline]
