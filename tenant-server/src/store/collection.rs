@@ -15,7 +15,7 @@ use roaring::RoaringBitmap;
 use uuid::Uuid;
 
 use super::distance::search_form;
-use super::index::{Arena, Hnsw, NO_LABEL};
+use super::index::{Arena, Hnsw};
 use super::types::{HnswConfig, Space};
 
 const FILTER_CACHE_ENTRIES: NonZeroUsize = match NonZeroUsize::new(32) {
@@ -33,6 +33,10 @@ pub struct Vectors {
     slot_of: Vec<u32>,
     /// Slots that no longer hold a current embedding.
     dead: usize,
+    /// One bit per slot, set when the slot is dead: what a search asks of every node it
+    /// scores, so it is kept in a few cache lines rather than looked up through the
+    /// slot's label.
+    dead_bits: Vec<u64>,
 }
 
 pub const NO_SLOT: u32 = u32::MAX;
@@ -45,11 +49,31 @@ impl Vectors {
     /// Vectors over an arena that has slots already (read from disk): every slot starts
     /// dead, and [`Vectors::adopt`] claims the ones that are current.
     pub fn over(arena: Arc<Arena>) -> Vectors {
+        let slots = arena.len() as usize;
+        let mut dead_bits = vec![u64::MAX; slots.div_ceil(64)];
+        if let Some(last) = dead_bits.last_mut() {
+            if !slots.is_multiple_of(64) {
+                *last = (1u64 << (slots % 64)) - 1;
+            }
+        }
         Vectors {
             dimension: arena.dimension(),
-            dead: arena.len() as usize,
+            dead: slots,
             arena,
             slot_of: Vec::new(),
+            dead_bits,
+        }
+    }
+
+    fn set_dead(&mut self, slot: u32, dead: bool) {
+        let (word, bit) = (slot as usize / 64, slot % 64);
+        if self.dead_bits.len() <= word {
+            self.dead_bits.resize(word + 1, 0);
+        }
+        if dead {
+            self.dead_bits[word] |= 1 << bit;
+        } else {
+            self.dead_bits[word] &= !(1 << bit);
         }
     }
 
@@ -83,17 +107,22 @@ impl Vectors {
         if self.slot_of.len() <= i {
             self.slot_of.resize(i + 1, NO_SLOT);
         }
-        if self.slot_of[i] != NO_SLOT {
+        let old = self.slot_of[i];
+        if old != NO_SLOT {
             self.dead += 1;
+            self.set_dead(old, true);
         }
         self.slot_of[i] = slot;
+        self.set_dead(slot, false);
     }
 
     pub fn remove(&mut self, label: u32) {
         if let Some(s) = self.slot_of.get_mut(label as usize) {
-            if *s != NO_SLOT {
+            let old = *s;
+            if old != NO_SLOT {
                 *s = NO_SLOT;
                 self.dead += 1;
+                self.set_dead(old, true);
             }
         }
     }
@@ -101,8 +130,11 @@ impl Vectors {
     /// Whether `slot` holds the current embedding of its label.
     #[inline]
     pub fn is_current(&self, slot: u32) -> bool {
-        let label = self.arena.label(slot);
-        label != NO_LABEL && self.slot(label) == Some(slot)
+        let dead = self
+            .dead_bits
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0);
+        !dead && slot < self.arena.len()
     }
 
     /// Slots holding superseded or deleted embeddings.
@@ -249,5 +281,42 @@ impl Collection {
 
     pub fn memory(&self) -> usize {
         self.memory_bytes.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_slots_follow_sets_adoptions_and_removals() {
+        let arena = Arc::new(Arena::new(2));
+        // two saved slots for label 0 (the second is current) and one for label 1
+        arena.push(0, &[0.0, 0.0]);
+        arena.push(0, &[1.0, 0.0]);
+        arena.push(1, &[0.0, 1.0]);
+        let mut v = Vectors::over(Arc::clone(&arena));
+        assert!((0..3).all(|s| !v.is_current(s)), "saved slots start dead");
+        assert_eq!(v.dead(), 3);
+        v.adopt(0, 1);
+        v.adopt(1, 2);
+        assert_eq!(
+            (0..3).map(|s| v.is_current(s)).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        assert_eq!(v.dead(), 1);
+        // a new embedding for label 1 kills its old slot
+        v.set(1, &[2.0, 2.0]);
+        assert!(!v.is_current(2) && v.is_current(3));
+        // a removal kills the current slot; a slot nobody pushed is not current
+        v.remove(0);
+        assert!(!v.is_current(1));
+        assert!(!v.is_current(99));
+        assert_eq!(v.dead(), 3);
+        for slot in 64..200u32 {
+            v.set(5, &[slot as f32, 0.0]);
+            assert!(v.is_current(arena.len() - 1));
+        }
+        assert_eq!(v.current().count(), 2, "labels 1 and 5");
     }
 }
