@@ -151,7 +151,7 @@ impl Vectors {
         let mut dead = 0u64;
         let mut s = from;
         // ragged ends bit by bit, whole words between them by popcount
-        while s < to && s % 64 != 0 {
+        while s < to && !s.is_multiple_of(64) {
             dead += u64::from(self.is_dead(s));
             s += 1;
         }

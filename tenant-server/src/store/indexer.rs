@@ -112,7 +112,7 @@ pub fn catch_up(c: &Collection) {
     }
     if inserted {
         let graph = c.state.read().graph.clone();
-        if let Some(g) = graph {
+        if let Some(g) = graph.filter(|g| g.repair_due()) {
             g.link_unreachable();
         }
     }
@@ -245,6 +245,10 @@ pub(super) fn save_locked(c: &Collection) {
             _ => return,
         }
     };
+    // the files outlive this process: they get the repair a small batch did not pay for
+    if graph.repair_pending() {
+        graph.link_unreachable();
+    }
     let snapshot = persist::Snapshot {
         version,
         live: &live,

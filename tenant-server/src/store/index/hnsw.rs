@@ -110,6 +110,8 @@ pub struct Hnsw {
     entry: AtomicU64,
     entry_lock: Mutex<()>,
     nodes: AtomicUsize,
+    /// Nodes inserted by batches since the last [`Hnsw::link_unreachable`].
+    unrepaired: AtomicUsize,
     level_mult: f64,
     visited: VisitedPool,
 }
@@ -124,6 +126,7 @@ impl Hnsw {
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             nodes: AtomicUsize::new(0),
+            unrepaired: AtomicUsize::new(0),
             level_mult: 1.0 / (params.m as f64).ln(),
             visited: VisitedPool::default(),
             params,
@@ -237,6 +240,7 @@ impl Hnsw {
             self.reserve(*max as usize + 1);
         }
         nodes.par_iter().for_each(|&n| self.insert(n));
+        self.unrepaired.fetch_add(nodes.len(), Ordering::AcqRel);
     }
 
     /// Inserts one node. The node's vector must be published in the arena.
@@ -374,6 +378,7 @@ impl Hnsw {
     /// does not link to it yet, found by a search. One pass over every list, so call it
     /// once a batch of inserts is done, not per insert. Returns the nodes relinked.
     pub fn link_unreachable(&self) -> usize {
+        self.unrepaired.store(0, Ordering::Release);
         let Some((entry, _)) = self.entry() else {
             return 0;
         };
@@ -399,21 +404,19 @@ impl Hnsw {
         let mut relinked = 0;
         for node in 0..n as u32 {
             let weak = in_degree[node as usize] == 0;
-            if (reached[node as usize] && !weak)
-                || Some(node) == Some(entry)
-                || !self.contains(node)
-            {
+            if (reached[node as usize] && !weak) || node == entry || !self.contains(node) {
                 continue;
             }
             let Some(v) = self.arena.vector(node) else {
                 continue;
             };
-            // a host with room that does not link to the node yet
+            // a well-linked host with room that does not link to the node yet (so that
+            // the next pass counts the new edge and leaves the node alone)
             let can_host = |x: u32| {
                 x != node
                     && self.row(x, 0).is_some_and(|r| {
                         let len = (r[0].load(Ordering::Acquire) as usize).min(r.len() - 1);
-                        len < self.params.m0()
+                        (well_linked..self.params.m0()).contains(&len)
                             && !r[1..1 + len]
                                 .iter()
                                 .any(|id| id.load(Ordering::Relaxed) == node)
@@ -435,6 +438,22 @@ impl Hnsw {
             }
         }
         relinked
+    }
+
+    /// Whether enough has been inserted since the last [`Hnsw::link_unreachable`] to pay
+    /// for another: always for small graphs (the pass is a few milliseconds), otherwise
+    /// once the new nodes reach 1/16 of the graph, so that on a large graph fed small
+    /// batches the pass costs a bounded amount per inserted node.
+    pub fn repair_due(&self) -> bool {
+        const ALWAYS_BELOW: usize = 65_536;
+        const EVERY_SHARE: usize = 16;
+        let since = self.unrepaired.load(Ordering::Acquire);
+        since > 0 && (self.len() < ALWAYS_BELOW || since * EVERY_SHARE >= self.len())
+    }
+
+    /// Whether nodes were inserted since the last [`Hnsw::link_unreachable`].
+    pub fn repair_pending(&self) -> bool {
+        self.unrepaired.load(Ordering::Acquire) > 0
     }
 
     /// Marks every node reachable from `from` over layer-0 lists.
@@ -577,7 +596,7 @@ impl Hnsw {
                         prefetch_vectors(&self.arena, std::slice::from_ref(ahead));
                     }
                 }
-                if traversal == Traversal::Sparse && !accept(n) {
+                if !dense && !accept(n) {
                     // step over the rejected node to its accepted neighbours
                     self.neighbours_into(n, layer, &mut second_hop);
                     for &n2 in &second_hop {

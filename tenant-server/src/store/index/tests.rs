@@ -336,7 +336,12 @@ fn every_point_finds_itself() {
         let g = Hnsw::new(Params::new(Space::L2, 16, 100), arena);
         let nodes: Vec<u32> = (0..2000).collect();
         g.insert_batch(&nodes);
+        assert!(
+            g.repair_due(),
+            "a small graph is repaired after every batch"
+        );
         g.link_unreachable();
+        assert!(!g.repair_pending() && !g.repair_due());
         for (i, v) in points.iter().enumerate() {
             let hit = g.search(v, 1, 100, |_| true, Traversal::Dense);
             assert_eq!(
