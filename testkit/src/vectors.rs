@@ -41,10 +41,10 @@ impl Mixture {
     }
 }
 
-/// Squared Euclidean distance, written so that LLVM vectorises it (four 8-wide
-/// accumulators).
+/// The sum of `term(a[i], b[i])`, written so that LLVM vectorises it (32 accumulators,
+/// four 8-wide registers).
 #[inline(always)]
-pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+fn sum_of(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f32; 32];
     let ca = a.chunks_exact(32);
@@ -54,38 +54,26 @@ pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
         let x: &[f32; 32] = x.try_into().expect("chunk of 32");
         let y: &[f32; 32] = y.try_into().expect("chunk of 32");
         for j in 0..32 {
-            let d = x[j] - y[j];
-            acc[j] += d * d;
+            acc[j] += term(x[j], y[j]);
         }
     }
     let mut s: f32 = acc.iter().sum();
     for (x, y) in ra.iter().zip(rb) {
-        let d = x - y;
-        s += d * d;
+        s += term(*x, *y);
     }
     s
+}
+
+/// Squared Euclidean distance.
+#[inline(always)]
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    sum_of(a, b, |x, y| (x - y) * (x - y))
 }
 
 /// Negated inner product: smaller is nearer, as with a distance.
 #[inline(always)]
 pub fn neg_dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [0.0f32; 32];
-    let ca = a.chunks_exact(32);
-    let cb = b.chunks_exact(32);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        let x: &[f32; 32] = x.try_into().expect("chunk of 32");
-        let y: &[f32; 32] = y.try_into().expect("chunk of 32");
-        for j in 0..32 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    -s
+    -sum_of(a, b, |x, y| x * y)
 }
 
 /// What "nearest" means for exact search. Cosine is [`Metric::L2`] over unit vectors.

@@ -4,8 +4,9 @@
 //! - **ingest to indexed**: the time from the first add until every record is in the
 //!   graph, adds and indexing sharing the cores as they do in the server;
 //! - **churn**: 30% of the records get new embeddings and 10% are deleted; recall and
-//!   QPS are measured as soon as the graph has the new embeddings (tombstones still in
-//!   it), and again once the indexer has compacted them away;
+//!   QPS are measured as soon as the graph has the new embeddings (the tombstones
+//!   column says whether the indexer's compaction has already run), and again once it
+//!   has;
 //! - **fresh**: the same final records added to a new collection, the yardstick the
 //!   churned collection is compared with.
 
@@ -129,7 +130,7 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
         &queries,
         dim,
         &truth,
-        "after churn (tombstones in the graph)",
+        "after churn, as soon as indexed",
     )?);
     settled(&project, &churned)?;
     println!(
@@ -170,7 +171,7 @@ pub fn run(run: &IndexRun, ef_search: usize) -> Result<()> {
     }
     if let [_, churn, compacted, yardstick] = rows.as_slice() {
         println!(
-            "recall after churn - fresh build of the same records: {:+.4} (tombstones in) / {:+.4} (compacted); QPS compacted / fresh: {:.2}x",
+            "recall after churn - fresh build of the same records: {:+.4} (as soon as indexed) / {:+.4} (compacted); QPS compacted / fresh: {:.2}x",
             churn.recall - yardstick.recall,
             compacted.recall - yardstick.recall,
             compacted.qps / yardstick.qps

@@ -99,8 +99,12 @@ impl Arena {
             let Some(run) = arena.vectors.run_from(row) else {
                 return Err(std::io::Error::other("arena rows not reserved"));
             };
-            let rows = (run.len() / arena.dimension.max(1)).min(slots - row).max(1);
-            let floats = rows * arena.dimension;
+            let rows = (run.len() / arena.dimension.max(1)).min(slots - row);
+            if rows == 0 {
+                return Err(std::io::Error::other("arena bucket narrower than a row"));
+            }
+            // never more than the run holds, whatever the arithmetic above
+            let floats = (rows * arena.dimension).min(run.len());
             // SAFETY: the rows are not published, so nobody else reads or writes them;
             // `Cell` is a transparent `UnsafeCell<f32>`, so writing through the shared
             // reference is allowed, and every byte pattern is a valid f32.
