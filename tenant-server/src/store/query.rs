@@ -21,6 +21,10 @@ use super::types::{Include, MetaValue, Record, Scalar};
 /// Filtered queries whose candidates cost less than this many multiply-adds are answered
 /// by exact scan (perfect recall, ~2 ms at the limit); larger candidate sets use the graph.
 const EXACT_SCAN_BUDGET: usize = 8_000_000;
+/// Collections of at most this many candidates are answered by exact scan: the scan costs
+/// no more than a graph walk there, and it is exact (a graph over a hundred or two
+/// inner-product vectors can miss a neighbour even at ef 100).
+const SMALL_EXACT_SCAN: usize = 256;
 /// Filters letting through less than this share of the records walk the graph sparsely
 /// (stepping over rejected nodes instead of scoring them).
 const SPARSE_BELOW: f64 = 0.3;
@@ -572,7 +576,7 @@ pub fn nearest(
     tracing::Span::current().record("quiver.candidates", candidates);
     let exact = st.graph.is_none()
         || allowed.is_some() && candidates.saturating_mul(vectors.dimension) <= EXACT_SCAN_BUDGET
-        || candidates <= k.max(64);
+        || candidates <= k.max(SMALL_EXACT_SCAN);
     let mut top = TopK::new(k);
     if !exact {
         if let Some(graph) = st.graph.as_ref() {

@@ -410,13 +410,12 @@ impl Hnsw {
             let Some(v) = self.arena.vector(node) else {
                 continue;
             };
-            // a well-linked host with room that does not link to the node yet (so that
-            // the next pass counts the new edge and leaves the node alone)
+            // a host with room that does not link to the node yet
             let can_host = |x: u32| {
                 x != node
                     && self.row(x, 0).is_some_and(|r| {
                         let len = (r[0].load(Ordering::Acquire) as usize).min(r.len() - 1);
-                        (well_linked..self.params.m0()).contains(&len)
+                        len < self.params.m0()
                             && !r[1..1 + len]
                                 .iter()
                                 .any(|id| id.load(Ordering::Relaxed) == node)
